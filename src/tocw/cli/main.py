@@ -11,11 +11,12 @@ import sys
 from collections.abc import Callable, Sequence
 
 from tocw import __version__
-from tocw.cli import demo
+from tocw.cli import chain, demo
 
 Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
 COMMAND_GROUPS: dict[str, Registrar] = {
+    "chain": chain.register,
     "demo": demo.register,
 }
 
