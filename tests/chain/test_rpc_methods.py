@@ -6,7 +6,9 @@ import json
 from typing import Any
 
 from tocw.chain.rpc_methods import MAX_SUBSCRIPTIONS_PER_CONNECTION
+from tocw.chain.storage import MIN_STATE_WINDOW
 from tocw.chain.testing import RpcHarness as Rig
+from tocw.chain.testing import rpc_harness
 from tocw.primitives.grandpa import GrandpaJustification
 from tocw.primitives.hashing import blake2_128_concat, blake2_256, storage_key, storage_prefix
 from tocw.primitives.header import header_from_json
@@ -192,8 +194,13 @@ def test_rpc_state_storage_and_keys(rig: Rig, alice: Keypair) -> None:
     assert change_set["changes"] == [[hx(key), value], [hx(b"\xff" * 40), None]]
 
 
-def test_rpc_state_unknown_and_discarded_blocks(rig: Rig) -> None:
+def test_rpc_state_unknown_and_discarded_blocks() -> None:
     """State at an unknown hash and at a pruned block: 4003 with Substrate's wording."""
+    with rpc_harness(state_window=MIN_STATE_WINDOW) as rig:
+        check_unknown_and_discarded(rig)
+
+
+def check_unknown_and_discarded(rig: Rig) -> None:
     error = rig.error("state_getStorage", "0x00", hx(b"\x09" * 32))
     assert error["code"] == 4003 and "Header was not found" in error["message"]
     genesis = rig.chain.genesis_hash

@@ -36,8 +36,12 @@ from tocw.primitives.scale import Bytes, Vec
 from tocw.primitives.trie import Trie
 
 SCHEMA_VERSION: Final = 1
-DEFAULT_STATE_WINDOW: Final = 256
 MIN_STATE_WINDOW: Final = 256
+# "archive": keep the state of every block (u32 block numbers never reach it). Workers replay a
+# shard from its creation block and need System.Events of every block since, as Integritee's
+# workers need an archive node; the dev chain is one by default.
+ARCHIVE_STATE_WINDOW: Final = 1 << 32
+DEFAULT_STATE_WINDOW: Final = ARCHIVE_STATE_WINDOW
 BODY_CODEC: Final = Vec(Bytes)
 GRANDPA_ENGINE_ID: Final = b"FRNK"
 

@@ -40,7 +40,7 @@ from tocw.chain.node import CHAIN_NAME, Chain, DevNode, ImportedBlock, NodeConfi
 from tocw.chain.pallets.substrate_types import AddressId
 from tocw.chain.rpc_methods import NodeInfo, RpcApi, RpcSession, SubscriptionHub
 from tocw.chain.runtime import Runtime
-from tocw.chain.storage import ChainStore
+from tocw.chain.storage import DEFAULT_STATE_WINDOW, ChainStore
 from tocw.primitives.keys import Keypair
 
 T = TypeVar("T")
@@ -342,8 +342,8 @@ def signed_transfer(
 
 
 @contextlib.contextmanager
-def rpc_harness() -> Iterator[RpcHarness]:
-    store = ChainStore(None)
+def rpc_harness(state_window: int = DEFAULT_STATE_WINDOW) -> Iterator[RpcHarness]:
+    store = ChainStore(None, state_window=state_window)
     chain = Chain(Runtime(), store)
     try:
         chain.open()

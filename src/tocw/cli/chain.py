@@ -23,6 +23,7 @@ from pathlib import Path
 
 from tocw.chain.errors import ChainError
 from tocw.chain.node import DevNode, NodeConfig
+from tocw.chain.storage import ARCHIVE_STATE_WINDOW, MIN_STATE_WINDOW
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -62,8 +63,28 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     where.add_argument(
         "--tmp", action="store_true", help="use a temporary directory deleted on exit (default)"
     )
+    p.add_argument(
+        "--state-pruning",
+        type=_state_pruning,
+        default=ARCHIVE_STATE_WINDOW,
+        metavar="archive|N",
+        help="keep the state of every block (archive, the default: workers replay from a "
+        f"shard's creation block) or of the last N >= {MIN_STATE_WINDOW} blocks",
+    )
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.set_defaults(func=run)
+
+
+def _state_pruning(text: str) -> int:
+    if text == "archive":
+        return ARCHIVE_STATE_WINDOW
+    try:
+        blocks = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'archive' or a number, got {text!r}") from None
+    if blocks < MIN_STATE_WINDOW:
+        raise argparse.ArgumentTypeError(f"keep at least {MIN_STATE_WINDOW} blocks")
+    return blocks
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
             ws_port=args.ws_port,
             block_time=args.block_time,
             finality_delay=args.finality_delay,
+            state_window=args.state_pruning,
         )
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
