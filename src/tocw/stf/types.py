@@ -4,7 +4,7 @@ Owns `CallEnv` (everything a call may know about the world: it is passed in, nev
 clock or the host, which is what makes every worker reach the same state), `Origin`,
 `CallContext`, the parentchain effects a call can ask the host to carry out (`UnshieldEffect`),
 `CallOutcome`, and the declarations an STF module is made of (`CallSpec`, `GetterSpec`,
-`StfModule`).
+`RpcMethodSpec`, `StfModule`).
 """
 
 from __future__ import annotations
@@ -121,6 +121,9 @@ class CallOutcome:
 ApplyFn: TypeAlias = Callable[[State, Any, CallContext], Sequence[Effect]]
 # getter(state, getter) -> SCALE bytes of the answer, or None ("no such thing").
 GetterFn: TypeAlias = Callable[[StateView, Any], bytes | None]
+# rpc(state, params) -> SCALE bytes of the answer. Raises ValueError (or an StfError) for params
+# it cannot use; the message goes back to the caller.
+RpcQueryFn: TypeAlias = Callable[[StateView, Sequence[bytes]], bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +158,23 @@ class GetterSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class RpcMethodSpec:
+    """A read-only method a module adds to the worker's trusted RPC (ARCHITECTURE.md "Business
+    logic"; docs/extending-the-rpc-interface.md).
+
+    Getters answer one SCALE question signed or public; an RPC method can answer what getters are
+    awkward for (listings, pages, aggregates). It stays part of the pure STF: `query` reads the
+    shard's committed state through a StateView and the params (already hex-decoded by the
+    enclave), and returns SCALE bytes; no I/O, no clock, no writes. Everything it returns is
+    public to any caller, so it must never reveal what the module keeps private (sealed bids,
+    balances: use trusted getters for those).
+    """
+
+    name: str
+    query: RpcQueryFn
+
+
+@dataclass(frozen=True, slots=True)
 class StfModule:
     """An STF module: everything the executor needs to know about it.
 
@@ -165,6 +185,8 @@ class StfModule:
     requires: names of modules it calls into (e.g. balances for reserving funds).
     source_files: the files whose content defines the module's behaviour; they enter the
         MRENCLAVE when the module is enabled.
+    rpc_methods: read-only trusted RPC methods the module adds (optional); the enclave serves
+        them next to the built-in methods, and a name clash stops the worker from starting.
     """
 
     name: str
@@ -175,3 +197,4 @@ class StfModule:
     namespaces: tuple[str, ...] = ()
     requires: tuple[str, ...] = ()
     source_files: tuple[Path, ...] = ()
+    rpc_methods: tuple[RpcMethodSpec, ...] = ()

@@ -29,6 +29,9 @@ Rules:
 - Getters: public auction(id) shows seller, item, reserve price, end and, once closed, the
   result (winner, price); nothing about bids, not even their number, while open. Public
   auction_count. Trusted my_bid(who, id): the caller's own current bid, None if none.
+- Trusted RPC method `auction_list` (docs/extending-the-rpc-interface.md): a page of the public
+  views, so a client can browse auctions in one round trip instead of one getter per id. It
+  shows exactly what the public getter shows, nothing more.
 
 What stays visible: the parentchain sees that an account sent some encrypted operation, the
 seller and everybody see the public auction data, and after the close the winner and the price
@@ -49,17 +52,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tocw.primitives.hashing import blake2_128_concat, twox64_concat
-from tocw.primitives.scale import U32, Bytes, Option, Unit, struct
+from tocw.primitives.scale import U32, Bytes, Option, Tuple, Unit, Vec, struct
 from tocw.primitives.trusted import ACCOUNT_ID, BALANCE, MOMENT
 from tocw.primitives.types import MAX_U32, AccountId, Balance, Moment
 from tocw.stf.errors import DispatchError
 from tocw.stf.modules.balances import reserve, transfer_free, unreserve
 from tocw.stf.state import State, StateView, StorageDoubleMap, StorageMap, StorageValue
-from tocw.stf.types import CallContext, CallSpec, Effect, GetterSpec, StfModule
+from tocw.stf.types import CallContext, CallSpec, Effect, GetterSpec, RpcMethodSpec, StfModule
 
 NAMESPACE = "Auction"
 INDICES = range(50, 60)
 MAX_ITEM_LEN = 256
+LIST_PAGE_SIZE = 64  # auctions per auction_list answer: bounds the work one RPC call can cause
 
 
 # -- errors -------------------------------------------------------------------------------------
@@ -313,14 +317,17 @@ def apply_close(state: State, call: AuctionClose, ctx: CallContext) -> Sequence[
 # -- getters ------------------------------------------------------------------------------------
 
 
+def _view(auction: Auction) -> AuctionView:
+    return AuctionView(
+        auction.seller, auction.item, auction.reserve_price, auction.end, auction.result
+    )
+
+
 def get_auction(state: StateView, getter: AuctionDetails) -> bytes | None:
     auction = AUCTIONS.get(state, getter.auction_id)
     if auction is None:
         return None
-    view = AuctionView(
-        auction.seller, auction.item, auction.reserve_price, auction.end, auction.result
-    )
-    return AUCTION_VIEW.encode(view)
+    return AUCTION_VIEW.encode(_view(auction))
 
 
 def get_auction_count(state: StateView, getter: AuctionCount) -> bytes:
@@ -330,6 +337,30 @@ def get_auction_count(state: StateView, getter: AuctionCount) -> bytes:
 def get_my_bid(state: StateView, getter: AuctionMyBid) -> bytes | None:
     bid = BIDS.get(state, getter.auction_id, getter.who)
     return None if bid is None else BALANCE.encode(bid.amount)
+
+
+# -- trusted RPC methods ------------------------------------------------------------------------
+
+AUCTION_PAGE = Vec(Tuple(U32, AUCTION_VIEW))
+
+
+def list_auctions(state: StateView, params: Sequence[bytes]) -> bytes:
+    """auction_list([SCALE(u32 first_id)]) -> SCALE(Vec<(u32, AuctionView)>).
+
+    Up to LIST_PAGE_SIZE auctions with id >= first_id (default 0), in id order; ask again from
+    the last id + 1 for the next page, an empty list means the end. Ids are dense, so a page
+    costs LIST_PAGE_SIZE reads whatever the number of auctions.
+    """
+    if len(params) > 1:
+        raise ValueError(f"auction_list takes at most one parameter (first id), got {len(params)}")
+    first = U32.decode(params[0]) if params else 0
+    end = min(NEXT_ID.get_or(state, 0), first + LIST_PAGE_SIZE)
+    page = []
+    for auction_id in range(first, end):
+        auction = AUCTIONS.get(state, auction_id)
+        if auction is not None:
+            page.append((auction_id, _view(auction)))
+    return AUCTION_PAGE.encode(page)
 
 
 MODULE = StfModule(
@@ -356,4 +387,5 @@ MODULE = StfModule(
     namespaces=(NAMESPACE,),
     requires=("balances",),
     source_files=(Path(__file__),),
+    rpc_methods=(RpcMethodSpec("auction_list", list_auctions),),
 )
