@@ -3,8 +3,9 @@
 Owns `EnclaveApi` (the Protocol the worker codes against, as Integritee's `enclave-api`
 traits) and `Enclave`, its implementation: keys and sealing (keys.py), attestation
 (attestation.py), the encrypted state store (state_store.py), the parentchain light client
-(light_client.py), the indirect-call hook (indirect_calls.py) and the extrinsics the enclave
-signs (extrinsics.py), wired together. Everything the enclave needs from the outside world
+(light_client.py), the indirect-call hook (indirect_calls.py), the extrinsics the enclave
+signs (extrinsics.py) and shielding-key provisioning between workers (provisioning.py), wired
+together. Everything the enclave needs from the outside world
 comes through `OCallApi` (ocall.py); nothing secret is returned by any method here.
 
 Block import, per block, reads top-down:
@@ -26,6 +27,7 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -59,10 +61,21 @@ from tocw.enclave.indirect_calls import (
     ParentchainIndirectCalls,
     ShardContext,
 )
-from tocw.enclave.keys import EnclaveKeys, load_or_create_keys
+from tocw.enclave.keys import (
+    EnclaveKeys,
+    NoShieldingKeyError,
+    load_or_create_keys,
+    store_shielding_key,
+)
 from tocw.enclave.light_client import LightClientState, ParentchainBlock, validate_block
 from tocw.enclave.measurement import trusted_code_paths
 from tocw.enclave.ocall import OCallApi
+from tocw.enclave.provisioning import (
+    ProvisioningSession,
+    Role,
+    SessionContext,
+    new_session,
+)
 from tocw.enclave.sealing import Sealer
 from tocw.enclave.state_store import DEFAULT_HISTORY, BlockRecord, StateStore
 from tocw.primitives.errors import PrimitivesError
@@ -70,6 +83,7 @@ from tocw.primitives.extrinsic import DecodedExtrinsic, decode_extrinsic
 from tocw.primitives.grandpa import AuthorityList
 from tocw.primitives.header import DigestRuntimeEnvironmentUpdated, Header
 from tocw.primitives.metadata import RuntimeMetadata
+from tocw.primitives.shielding import ShieldingKey
 from tocw.primitives.trusted import ParentchainId, TimestampSet
 from tocw.primitives.types import (
     MAX_U32,
@@ -91,7 +105,7 @@ from tocw.stf.executor import Stf
 from tocw.stf.registry import build_stf
 from tocw.stf.state import State, StateView
 from tocw.stf.types import DEV_ROOT_ACCOUNT, CallEnv, UnshieldEffect
-from tocw.tee.base import TeeBackend
+from tocw.tee.base import Evidence, TeeBackend
 from tocw.tee.errors import TeeError
 from tocw.tee.sim import measure_sources
 
@@ -138,6 +152,8 @@ class EnclaveApi(Protocol):
 
     def shielding_public_key_json(self) -> str: ...
 
+    def has_shielding_key(self) -> bool: ...
+
     def attestation(self) -> Attestation: ...
 
     def tls_certificate(self) -> bytes: ...
@@ -174,6 +190,14 @@ class EnclaveApi(Protocol):
 
     def register_enclave_extrinsic(self, worker_url: str | None) -> bytes: ...
 
+    def provisioning_server_session(
+        self, *, collateral: bytes | str | None = None, now: int | None = None
+    ) -> ProvisioningSession: ...
+
+    def provisioning_client_session(
+        self, shard: ShardId, *, collateral: bytes | str | None = None, now: int | None = None
+    ) -> ProvisioningSession: ...
+
     def rollback(self, block_number: int) -> tuple[BlockNumber, BlockHash]: ...
 
     def close(self) -> None: ...
@@ -194,6 +218,7 @@ class Enclave:
         ocall: OCallApi,
         stf: Stf,
         keys: EnclaveKeys,
+        sealer: Sealer,
         store: StateStore,
         executor: IndirectCallExecutor,
     ) -> None:
@@ -202,6 +227,7 @@ class Enclave:
         self._ocall = ocall
         self._stf = stf
         self._keys = keys
+        self._sealer = sealer
         self._store = store
         self._executor = executor
         self._mrenclave = MrEnclave(bytes(backend.measurement()))
@@ -230,9 +256,15 @@ class Enclave:
         *,
         executor: IndirectCallExecutor | None = None,
         history: int = DEFAULT_HISTORY,
+        create_shielding_key: bool = True,
     ) -> Enclave:
         """Start the enclave: check the backend measures this code, load or create the keys,
-        open the state. `executor` runs indirect calls (ParentchainIndirectCalls if None)."""
+        open the state. `executor` runs indirect calls (ParentchainIndirectCalls if None).
+
+        create_shielding_key=False is for a worker joining a shard that exists: the enclave
+        starts without a shielding key (unless it sealed one before) and gets the shard's key
+        from another worker (provisioning_client_session).
+        """
         try:
             stf = build_stf(modules)
         except StfBuildError as e:
@@ -248,7 +280,7 @@ class Enclave:
             sealer = Sealer(backend.sealing_key())
         except TeeError as e:
             raise EnclaveError(f"TEE backend {backend.name}: {e}") from e
-        keys = load_or_create_keys(ocall, sealer)
+        keys = load_or_create_keys(ocall, sealer, create_shielding_key=create_shielding_key)
         data_dir = Path(data_dir)
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         store = StateStore(data_dir / STATE_DB_NAME, keys.state_key, history=history)
@@ -258,6 +290,7 @@ class Enclave:
                 ocall=ocall,
                 stf=stf,
                 keys=keys,
+                sealer=sealer,
                 store=store,
                 executor=executor or ParentchainIndirectCalls(),
             )
@@ -267,10 +300,11 @@ class Enclave:
         if not backend.is_secure:
             logger.warning("enclave running on the %s backend: NOT SECURE", backend.name)
         logger.info(
-            "enclave initialised mrenclave=0x%s signer=%s modules=%s",
+            "enclave initialised mrenclave=0x%s signer=%s modules=%s%s",
             enclave._mrenclave.hex(),
             keys.signer.ss58_address,
             ",".join(stf.module_names),
+            "" if keys.shielding is not None else " (no shielding key: waiting for provisioning)",
         )
         return enclave
 
@@ -305,7 +339,21 @@ class Enclave:
         return self._keys.signer.account_id
 
     def shielding_public_key_json(self) -> str:
-        return self._keys.shielding.public_key().to_json()
+        """The shielding key clients encrypt to; NoShieldingKeyError before provisioning."""
+        return self._shielding_key().public_key().to_json()
+
+    def has_shielding_key(self) -> bool:
+        """False while a joining enclave waits for the shard's key."""
+        return self._keys.shielding is not None
+
+    def _shielding_key(self) -> ShieldingKey:
+        key = self._keys.shielding
+        if key is None:
+            raise NoShieldingKeyError(
+                "this enclave holds no shielding key yet: it joins a shard and must get the "
+                "key from one of the shard's workers (provisioning)"
+            )
+        return key
 
     def tls_certificate(self) -> bytes:
         """DER of the self-signed certificate the trusted RPC serves."""
@@ -316,12 +364,18 @@ class Enclave:
         return self._keys.tls.server_context()
 
     def attestation(self) -> Attestation:
-        """Evidence binding the signer, the shielding key and the TLS key (attestation.py)."""
+        """Evidence binding the signer, the shielding key and the TLS key (attestation.py).
+
+        An enclave still waiting for its shielding key binds the empty string in its place
+        (what registering on chain before provisioning needs); clients cannot use such a
+        worker anyway, since it serves no key, and the attestation is renewed once it has one.
+        """
         with self._lock:
             if self._attestation is None:
+                key = self._keys.shielding
                 data = report_data(
                     self._keys.signer.public_key,
-                    self.shielding_public_key_json(),
+                    key.public_key().to_json() if key is not None else "",
                     self._keys.tls.public_key_der(),
                 )
                 try:
@@ -477,6 +531,11 @@ class Enclave:
                 record = self._store.shard_record(shard)
                 if record.creation_block > number:
                     continue
+                if self._keys.shielding is None:
+                    raise NoShieldingKeyError(
+                        f"block #{number}: shard 0x{shard.hex()} is active but this enclave "
+                        "holds no shielding key to decrypt its calls; provision it first"
+                    )
                 state = self._working_state(shard)
                 env = CallEnv(
                     number,
@@ -577,7 +636,7 @@ class Enclave:
     def _execute_indirect_calls(
         self, context: BlockContext, shard: ShardId, state: State, env: CallEnv
     ) -> tuple[list[ChainCall], tuple[IndirectCallReport, ...]]:
-        shard_context = ShardContext(shard, state, env, self._stf, self._keys.shielding.decrypt)
+        shard_context = ShardContext(shard, state, env, self._stf, self._shielding_key().decrypt)
         try:
             result = self._executor.execute_block(context, shard_context)
         except EnclaveError:
@@ -654,6 +713,60 @@ class Enclave:
             if head is None:
                 raise EnclaveUsageError("no parentchain block imported yet")
             return StateRootInfo(head.number, head.hash, self._store.state_root(shard))
+
+    # -- shielding-key provisioning (provisioning.py) ---------------------------------------
+
+    def provisioning_server_session(
+        self, *, collateral: bytes | str | None = None, now: int | None = None
+    ) -> ProvisioningSession:
+        """A giver's side of one provisioning connection (the host's listener makes one per
+        accepted connection). `collateral`: DCAP collateral to verify a hardware peer's quote
+        (None in sim); `now`: unix seconds it must be valid at (None: the clock at the check).
+        """
+        return new_session(self._session_context(collateral, now), Role.GIVER)
+
+    def provisioning_client_session(
+        self, shard: ShardId, *, collateral: bytes | str | None = None, now: int | None = None
+    ) -> ProvisioningSession:
+        """A requester's side: get `shard`'s shielding key from a giver, seal it here."""
+        _check_32(shard, "shard")
+        if self._keys.shielding is not None:
+            raise EnclaveUsageError("this enclave already holds a shielding key")
+        return new_session(self._session_context(collateral, now), Role.REQUESTER, shard)
+
+    def _session_context(self, collateral: bytes | str | None, now: int | None) -> SessionContext:
+        def chain_view() -> tuple[LightClientState | None, RuntimeMetadata | None]:
+            with self._lock:
+                return self._lc, self._metadata
+
+        def serves_shard(shard: ShardId) -> bool:
+            with self._lock:
+                return self._store.has_shard(shard)
+
+        def report(data: bytes) -> Evidence:
+            return self._backend.report(data)
+
+        return SessionContext(
+            mrenclave=self._mrenclave,
+            signer_public_key=bytes(self._keys.signer.public_key),
+            tls=self._keys.tls,
+            report=report,
+            allow_sim=self._backend.name == "sim",
+            collateral=collateral,
+            now=(lambda: now) if now is not None else (lambda: int(time.time())),
+            serves_shard=serves_shard,
+            shielding_key=lambda: self._keys.shielding,
+            import_shielding_key=self._import_provisioned_shielding_key,
+            chain_view=chain_view,
+        )
+
+    def _import_provisioned_shielding_key(self, key: ShieldingKey) -> None:
+        """Seal the shard's key received from a giver; from now on this enclave serves it."""
+        with self._lock:
+            store_shielding_key(self._ocall, self._sealer, key)
+            self._keys = replace(self._keys, shielding=key)
+            self._attestation = None  # it binds the shielding key: make it anew
+        logger.info("shielding key provisioned and sealed: %s", key.public_key())
 
     def rollback(self, block_number: int) -> tuple[BlockNumber, BlockHash]:
         """Return every shard and the light client to their state after a retained block.

@@ -14,6 +14,12 @@ ciphertexts, the state database or the on-chain registration). A blob that exist
 unseal or parse is always an error. Keys not yet listed (a first start, or one interrupted
 midway) are generated; a key whose blob already exists is loaded, never regenerated.
 
+A worker joining an existing shard must not generate a shielding key: the shard already has
+one, which its other workers provision to it (provisioning.py). `load_or_create_keys(...,
+create_shielding_key=False)` therefore leaves the shielding key absent (`EnclaveKeys.shielding
+is None`) unless one was sealed before, and `store_shielding_key` seals the provisioned key
+once; it never replaces a key the enclave already holds.
+
 The TLS private key leaves this module only inside an ssl.SSLContext (see
 `TlsIdentity.server_context`), so the host gets a TLS endpoint, not the key.
 """
@@ -36,7 +42,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tocw.enclave.errors import CorruptKeyError, MissingSealedKeyError
+from tocw.enclave.errors import CorruptKeyError, KeyStoreError, MissingSealedKeyError
 from tocw.enclave.ocall import OCallApi
 from tocw.enclave.sealing import Sealer
 from tocw.primitives.errors import PrimitivesError
@@ -60,6 +66,14 @@ TLS_COMMON_NAME = "tocw enclave"
 
 _MANIFEST_CODEC = Vec(Str)
 _TLS_CODEC = Tuple(Bytes, Bytes)
+
+
+class NoShieldingKeyError(KeyStoreError):
+    """The enclave holds no shielding key yet: it joins a shard and waits for provisioning."""
+
+
+class ShieldingKeyConflictError(KeyStoreError):
+    """A provisioned shielding key differs from the one the enclave already holds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,12 +173,38 @@ class TlsIdentity:
 
 @dataclass(frozen=True, slots=True)
 class EnclaveKeys:
-    """All keys of one enclave instance. repr() shows no secret."""
+    """All keys of one enclave instance. repr() shows no secret.
 
-    shielding: ShieldingKey
+    shielding: None while a joining enclave waits for the shard's key (provisioning.py).
+    """
+
+    shielding: ShieldingKey | None
     signer: Keypair
     state_key: bytes = field(repr=False)
     tls: TlsIdentity
+
+
+def _load(
+    ocall: OCallApi,
+    sealer: Sealer,
+    key_id: str,
+    known: set[str],
+    from_bytes: Callable[[bytes], T],
+) -> T | None:
+    """The sealed key `key_id`, or None if it was never created (a vanished one raises)."""
+    blob = ocall.load_sealed(key_id)
+    if blob is None:
+        if key_id in known:
+            raise MissingSealedKeyError(
+                f"sealed key {key_id!r} was created before but the host no longer has it; "
+                "refusing to generate a replacement (restore the data dir's sealed blobs)"
+            )
+        return None
+    plaintext = sealer.unseal(key_id, blob)  # SealingError propagates: never regenerate
+    try:
+        return from_bytes(plaintext)
+    except (PrimitivesError, ValueError, TypeError) as err:
+        raise CorruptKeyError(f"sealed key {key_id!r} does not hold a valid key: {err}") from None
 
 
 def _load_or_create(
@@ -176,21 +216,11 @@ def _load_or_create(
     to_bytes: Callable[[T], bytes],
     from_bytes: Callable[[bytes], T],
 ) -> T:
-    blob = ocall.load_sealed(key_id)
-    if blob is None:
-        if key_id in known:
-            raise MissingSealedKeyError(
-                f"sealed key {key_id!r} was created before but the host no longer has it; "
-                "refusing to generate a replacement (restore the data dir's sealed blobs)"
-            )
+    value = _load(ocall, sealer, key_id, known, from_bytes)
+    if value is None:
         value = generate()
         ocall.store_sealed(key_id, sealer.seal(key_id, to_bytes(value)))
-        return value
-    plaintext = sealer.unseal(key_id, blob)  # SealingError propagates: never regenerate
-    try:
-        return from_bytes(plaintext)
-    except (PrimitivesError, ValueError, TypeError) as err:
-        raise CorruptKeyError(f"sealed key {key_id!r} does not hold a valid key: {err}") from None
+    return value
 
 
 def _state_key_from_bytes(data: bytes) -> bytes:
@@ -199,25 +229,44 @@ def _state_key_from_bytes(data: bytes) -> bytes:
     return data
 
 
-def load_or_create_keys(ocall: OCallApi, sealer: Sealer) -> EnclaveKeys:
-    """The enclave's keys: unsealed if they exist, generated (and sealed) if never created."""
+def _load_manifest(ocall: OCallApi, sealer: Sealer) -> set[str]:
     manifest_blob = ocall.load_sealed(MANIFEST_ID)
-    known: set[str] = set()
-    if manifest_blob is not None:
-        try:
-            known = set(_MANIFEST_CODEC.decode(sealer.unseal(MANIFEST_ID, manifest_blob)))
-        except PrimitivesError as err:
-            raise CorruptKeyError(f"sealed key manifest is malformed: {err}") from None
+    if manifest_blob is None:
+        return set()
+    try:
+        return set(_MANIFEST_CODEC.decode(sealer.unseal(MANIFEST_ID, manifest_blob)))
+    except PrimitivesError as err:
+        raise CorruptKeyError(f"sealed key manifest is malformed: {err}") from None
 
-    shielding = _load_or_create(
-        ocall,
-        sealer,
-        SHIELDING_KEY_ID,
-        known,
-        ShieldingKey.generate,
-        lambda k: k.to_der(),
-        ShieldingKey.from_der,
+
+def _store_manifest(ocall: OCallApi, sealer: Sealer, key_ids: set[str]) -> None:
+    ocall.store_sealed(
+        MANIFEST_ID, sealer.seal(MANIFEST_ID, _MANIFEST_CODEC.encode(sorted(key_ids)))
     )
+
+
+def load_or_create_keys(
+    ocall: OCallApi, sealer: Sealer, *, create_shielding_key: bool = True
+) -> EnclaveKeys:
+    """The enclave's keys: unsealed if they exist, generated (and sealed) if never created.
+
+    create_shielding_key=False: a joining worker's mode; a shielding key sealed before is
+    loaded, but none is generated (it comes from the shard's other workers).
+    """
+    known = _load_manifest(ocall, sealer)
+    shielding: ShieldingKey | None
+    if create_shielding_key:
+        shielding = _load_or_create(
+            ocall,
+            sealer,
+            SHIELDING_KEY_ID,
+            known,
+            ShieldingKey.generate,
+            lambda k: k.to_der(),
+            ShieldingKey.from_der,
+        )
+    else:
+        shielding = _load(ocall, sealer, SHIELDING_KEY_ID, known, ShieldingKey.from_der)
     signer = _load_or_create(
         ocall,
         sealer,
@@ -245,9 +294,27 @@ def load_or_create_keys(ocall: OCallApi, sealer: Sealer) -> EnclaveKeys:
         TlsIdentity.to_bytes,
         TlsIdentity.from_bytes,
     )
-    if not known.issuperset(KEY_IDS):
-        ocall.store_sealed(
-            MANIFEST_ID,
-            sealer.seal(MANIFEST_ID, _MANIFEST_CODEC.encode(sorted(known | set(KEY_IDS)))),
-        )
+    created = set(KEY_IDS) if shielding is not None else set(KEY_IDS) - {SHIELDING_KEY_ID}
+    if not known.issuperset(created):
+        _store_manifest(ocall, sealer, known | created)
     return EnclaveKeys(shielding, signer, state_key, tls)
+
+
+def store_shielding_key(ocall: OCallApi, sealer: Sealer, key: ShieldingKey) -> None:
+    """Seal a provisioned shielding key, once: the blob first, then the manifest entry.
+
+    A crash between the two leaves a blob the next start loads (a blob that exists is always
+    loaded), so the key is never lost once its blob is written. An enclave that already holds
+    a shielding key keeps it: the same key again is a no-op, another key is refused.
+    """
+    known = _load_manifest(ocall, sealer)
+    existing = _load(ocall, sealer, SHIELDING_KEY_ID, known, ShieldingKey.from_der)
+    if existing is not None:
+        if existing.to_der() != key.to_der():
+            raise ShieldingKeyConflictError(
+                "this enclave already holds another shielding key; refusing to replace it"
+            )
+    else:
+        ocall.store_sealed(SHIELDING_KEY_ID, sealer.seal(SHIELDING_KEY_ID, key.to_der()))
+    if SHIELDING_KEY_ID not in known:
+        _store_manifest(ocall, sealer, known | {SHIELDING_KEY_ID})
