@@ -17,7 +17,13 @@ EnclaveError
 │   └── UnsealError                authentication failed: the blob was modified
 ├── KeyStoreError              the enclave's keys cannot be loaded
 │   ├── MissingSealedKeyError      a key that was created before is gone (never regenerated)
-│   └── CorruptKeyError            a blob unseals but does not hold a valid key
+│   ├── CorruptKeyError            a blob unseals but does not hold a valid key
+│   ├── NoShieldingKeyError        [keys] a joining enclave has no shielding key yet
+│   └── ShieldingKeyConflictError  [keys] a provisioned key differs from the sealed one
+├── ProvisioningError          [provisioning] handing the shielding key between enclaves failed:
+│                              protocol/TLS, peer attestation (measurement, report_data), chain
+│                              proof, peer not registered, giver unavailable, key mismatch,
+│                              refused by the peer (the tree is in provisioning.py)
 ├── StateStoreError            the encrypted state database
 │   ├── StateKeyMismatchError      the database was written under another state key
 │   ├── StateCorruptError          a row fails authentication or decoding, or a shard's state
