@@ -4,6 +4,8 @@ Runs the node's real path without sockets: `Chain.submit` (decode, signature che
 fee validation, pool) for every transfer, then `Chain.produce_block` (the runtime applies each
 transfer, the node computes the state root and extrinsics root and commits the block to
 SQLite). Prints both phases, the end-to-end rate and its ratio to the 1,000 transfers/s target.
+Transfers are signed by tocw.primitives.extrinsic's builder and decoded, twice each (pool and
+block), by its metadata-driven decoder: the bench prices the same code the worker runs.
 
     .venv/bin/python bench/chain.py [--count 1000] [--disk]
 """

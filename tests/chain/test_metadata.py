@@ -56,6 +56,7 @@ def test_metadata_decodes_as_v14(scale: tuple[RuntimeConfigurationObject, Any]) 
         "Teerex",
         "EnclaveBridge",
         "Sudo",
+        "TransactionPayment",
     ]
 
 
@@ -201,6 +202,10 @@ def test_metadata_scalecodec_extrinsic_is_accepted(
         chain.validate(bytes(tampered))
 
 
+def hex0x(data: bytes) -> str:
+    return "0x" + data.hex()
+
+
 def test_metadata_scalecodec_decodes_state_and_events(
     scale: tuple[RuntimeConfigurationObject, Any],
 ) -> None:
@@ -222,9 +227,10 @@ def test_metadata_scalecodec_decodes_state_and_events(
     assert [(e["module_id"], e["event_id"], e["extrinsic_idx"]) for e in events] == [
         ("System", "ExtrinsicSuccess", 0),
         ("Balances", "Withdraw", 1),
+        ("TransactionPayment", "TransactionFeePaid", 1),
         ("System", "ExtrinsicFailed", 1),
     ]
-    error = events[2]["attributes"]["dispatch_error"]["Module"]
+    error = events[3]["attributes"]["dispatch_error"]["Module"]
     module_error = metadata.get_module_error(error["index"], int(error["error"][2:4], 16))
     assert module_error.name == "InsufficientBalance"
 
@@ -232,7 +238,7 @@ def test_metadata_scalecodec_decodes_state_and_events(
 # --- substrate-interface ------------------------------------------------------------------------
 
 
-class InProcessNode(TransportBase):
+class InProcessNode(TransportBase):  # type: ignore[misc]  # substrate-interface is untyped
     """Answers substrate-interface's JSON-RPC from a LocalChain: just the methods it uses to
     compose, sign, submit and query. Each submitted extrinsic gets its own block."""
 
@@ -243,7 +249,6 @@ class InProcessNode(TransportBase):
     def rpc_request(self, payload: dict[str, Any], result_handler: Any = None) -> dict[str, Any]:
         method, params = payload["method"], payload["params"]
         chain = self.chain
-        hex0x = lambda b: "0x" + b.hex()  # noqa: E731
         result: Any
         if method == "rpc_methods":
             result = {"methods": ["state_call", "state_getStorageAt", "author_submitExtrinsic"]}

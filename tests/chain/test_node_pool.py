@@ -151,8 +151,13 @@ def test_pool_revalidate_keeps_maybe_valid_and_demotes() -> None:
     a1, _ = pool.import_transaction(b"a1", signed(ALICE, 1, 0), now=0)
     b0, _ = pool.import_transaction(b"b0", signed(BOB, 0, 0), now=0)
 
+    verdicts: dict[bytes, V | str] = {
+        b"a0": "Transaction has a bad signature",
+        b"a1": signed(ALICE, 1, 0),
+    }
+
     def validate(data: bytes) -> V | str | None:
-        return {b"a0": "Transaction has a bad signature", b"a1": signed(ALICE, 1, 0)}.get(data)
+        return verdicts.get(data)
 
     changes = pool.revalidate(validate, now=1)
     assert changes == [StatusChange(a0.hash, "invalid"), StatusChange(a1.hash, "future")]

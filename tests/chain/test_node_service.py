@@ -64,7 +64,7 @@ def test_node_instant_seal_watch_statuses_in_order() -> None:
         async with DevNode(config(finality_delay=0.05)) as node, connect(node.url) as ws:
             assert node.require_chain().best_number == 0
             sub = await ask(ws, "author_submitAndWatchExtrinsic", alice_to_bob(node))
-            updates = []
+            updates: list[Any] = []
             while len(updates) < 3:
                 msg = json.loads(await ws.recv())
                 assert msg["method"] == "author_extrinsicUpdate"
@@ -191,7 +191,7 @@ def test_node_config_rejects_bad_values() -> None:
     """Negative times and impossible ports are refused up front."""
     for bad in ({"block_time": -1}, {"finality_delay": -0.1}, {"ws_port": 70000}):
         with pytest.raises(ValueError):
-            NodeConfig(**bad)  # type: ignore[arg-type]
+            NodeConfig(**bad)
 
 
 def test_node_in_thread_fixture_serves_sync_clients() -> None:

@@ -80,6 +80,7 @@ def test_transfer_creates_the_recipient_account() -> None:
         ("System.NewAccount", (ZOE.public_key,)),
         ("Balances.Endowed", (ZOE.public_key, 5 * ED)),
         ("Balances.Transfer", (ALICE.public_key, ZOE.public_key, 5 * ED)),
+        ("TransactionPayment.TransactionFeePaid", (ALICE.public_key, fee, 0)),
         ("System.ExtrinsicSuccess", result.extrinsic_events(1)[-1].args),
     ]
     assert account(c, ALICE).free == alice_before - 5 * ED - fee
@@ -132,6 +133,7 @@ def test_transfer_allow_death_reaps_the_sender() -> None:
         "System.NewAccount",
         "Balances.Endowed",
         "Balances.Transfer",
+        "TransactionPayment.TransactionFeePaid",
         "System.ExtrinsicSuccess",
     ]
     assert events(result)[2] == ("Balances.DustLost", (ZOE.public_key, dust))
@@ -157,7 +159,11 @@ def test_transfer_zero_or_to_self_is_a_no_op() -> None:
         transfer(c, "transfer_allow_death", ALICE, 5 * ED),
     ):
         result, _ = submit(c, ALICE, call)
-        assert [n for n, _ in events(result)] == ["Balances.Withdraw", "System.ExtrinsicSuccess"]
+        assert [n for n, _ in events(result)] == [
+            "Balances.Withdraw",
+            "TransactionPayment.TransactionFeePaid",
+            "System.ExtrinsicSuccess",
+        ]
     assert not exists(c, ZOE)
 
 

@@ -77,6 +77,7 @@ def test_sudo_inner_failure_is_rolled_back_and_reported() -> None:
     assert [n for n, _ in events(result)] == [
         "Balances.Withdraw",
         "Sudo.Sudid",
+        "TransactionPayment.TransactionFeePaid",
         "System.ExtrinsicSuccess",
     ]
     assert system.load_account(c.state, BOB.public_key).free == bob_before
@@ -111,7 +112,11 @@ def test_system_remarks() -> None:
     """remark has no effect; remark_with_event emits Remarked(sender, blake2_256(remark))."""
     c = LocalChain(RUNTIME)
     result = submit(c, BOB, c.call("System", "remark", b"hello"))
-    assert [n for n, _ in events(result)] == ["Balances.Withdraw", "System.ExtrinsicSuccess"]
+    assert [n for n, _ in events(result)] == [
+        "Balances.Withdraw",
+        "TransactionPayment.TransactionFeePaid",
+        "System.ExtrinsicSuccess",
+    ]
     result = submit(c, BOB, c.call("System", "remark_with_event", b"hello"))
     assert ("System.Remarked", (BOB.public_key, blake2_256(b"hello"))) in events(result)
 

@@ -14,6 +14,7 @@ from tocw.primitives.hashing import blake2_128_concat, blake2_256, storage_key, 
 from tocw.primitives.header import header_from_json
 from tocw.primitives.keys import Keypair
 from tocw.primitives.scale import U32
+from tocw.rpc.messages import ErrorResponse, Limits, Notification, SuccessResponse, parse_outgoing
 
 UNIT = 10**12
 
@@ -78,6 +79,63 @@ def test_rpc_batch(rig: Rig) -> None:
         [{"jsonrpc": "2.0", "id": i, "method": "system_name"} for i in range(1001)]
     )
     assert json.loads(rig.session.handle(too_big)[0])["error"]["code"] == -32010
+
+
+def test_rpc_frames_are_tocw_rpc_wire_messages(rig: Rig, alice: Keypair, bob: Keypair) -> None:
+    """Every frame the session sends parses with tocw.rpc's client parser: results, errors
+    and subscription pushes (one serializer for the whole project)."""
+    xt = hx(rig.transfer(alice, bob.public_key, UNIT))
+    request = {"jsonrpc": "2.0", "id": 7, "method": "author_submitAndWatchExtrinsic"}
+    replies = rig.session.handle(json.dumps({**request, "params": [xt]}))
+    response, ready = (parse_outgoing(r) for r in replies)
+    assert isinstance(response, SuccessResponse) and response.id == 7
+    assert isinstance(ready, Notification) and ready.method == "author_extrinsicUpdate"
+    assert ready.params == {"subscription": response.result, "result": "ready"}
+    (error,) = rig.session.handle('{"jsonrpc":"2.0","id":"x","method":"nope","params":[]}')
+    parsed = parse_outgoing(error)
+    assert isinstance(parsed, ErrorResponse) and parsed.id == "x"
+    assert parsed.error.code == -32601 and parsed.error.data == "nope"
+
+
+def test_rpc_params_must_be_an_array(rig: Rig) -> None:
+    """Named params are -32602 (Substrate's methods are positional); null params are an
+    invalid request, as JSON-RPC 2.0 says; a notification with bad params gets no answer."""
+    (named,) = rig.session.handle('{"jsonrpc":"2.0","id":1,"method":"system_chain","params":{}}')
+    assert json.loads(named)["error"]["code"] == -32602
+    (null,) = rig.session.handle('{"jsonrpc":"2.0","id":2,"method":"system_chain","params":null}')
+    assert json.loads(null)["error"]["code"] == -32600 and json.loads(null)["id"] == 2
+    assert rig.session.handle('{"jsonrpc":"2.0","method":"system_chain","params":{}}') == []
+
+
+def test_rpc_session_limits_size_batch_and_depth(rig: Rig) -> None:
+    """The session's Limits: a frame over max_size is -32007, a batch over max_batch -32010,
+    nesting deeper than max_depth a parse error; each answered, the session stays usable."""
+    pushed: list[str] = []
+    small = rig.api.session(pushed.append, limits=Limits(max_size=200, max_batch=2, max_depth=4))
+    frame = json.dumps(
+        {"jsonrpc": "2.0", "id": 1, "method": "state_getStorage", "params": ["0x" + "00" * 100]}
+    )
+    assert json.loads(small.handle(frame)[0])["error"]["code"] == -32007
+    batch = json.dumps([{"jsonrpc": "2.0", "id": i, "method": "system_name"} for i in range(3)])
+    too_big = json.loads(small.handle(batch)[0])
+    assert too_big["error"] == {
+        "code": -32010,
+        "message": "The batch request was too large",
+        "data": "limit is 2",
+    }
+    deep = '{"jsonrpc":"2.0","id":1,"method":"system_chain","params":[[[[[1]]]]]}'
+    assert json.loads(small.handle(deep)[0])["error"]["code"] == -32700
+    ok = small.handle('{"jsonrpc":"2.0","id":9,"method":"system_chain","params":[]}')
+    assert json.loads(ok[0]) == {"jsonrpc": "2.0", "result": "Development", "id": 9}
+
+
+def test_rpc_unserializable_result_is_an_internal_error(rig: Rig) -> None:
+    """A handler bug that returns something JSON cannot carry costs one request (-32603),
+    not the connection."""
+    rig.api.methods["test_bytes"] = lambda api, session, params: b"raw"
+    error = rig.error("test_bytes")
+    assert error["code"] == -32603 and "test_bytes" in error["data"]
+    assert rig.result("system_chain") == "Development"
 
 
 def test_rpc_methods_lists_what_clients_probe(rig: Rig) -> None:
@@ -296,7 +354,10 @@ def test_rpc_submit_and_watch_lifecycle(rig: Rig, alice: Keypair, bob: Keypair) 
     """ready -> inBlock -> finalized, then the subscription ends (unwatch says false)."""
     xt = rig.transfer(alice, bob.public_key, UNIT)
     sub = rig.result("author_submitAndWatchExtrinsic", hx(xt))
-    updates = lambda: [m["params"]["result"] for m in rig.notifications("author_extrinsicUpdate")]  # noqa: E731
+
+    def updates() -> list[Any]:
+        return [m["params"]["result"] for m in rig.notifications("author_extrinsicUpdate")]
+
     assert updates() == ["ready"]
     assert rig.result("author_pendingExtrinsics") == [hx(xt)]
     imported = rig.produce()

@@ -10,7 +10,7 @@ from tocw.chain.errors import (
     RuntimeApiError,
     UnknownRuntimeApiError,
 )
-from tocw.chain.extrinsic import decode_extrinsic, encode_unsigned_extrinsic, sign_extrinsic
+from tocw.chain.extrinsic import decode_extrinsic
 from tocw.chain.genesis import GRANDPA_AUTHORITIES_KEY
 from tocw.chain.pallets import balances, system, timestamp
 from tocw.chain.pallets.substrate_types import (
@@ -18,10 +18,11 @@ from tocw.chain.pallets.substrate_types import (
     Address32,
     AddressId,
     DispatchClass,
-    Era,
 )
 from tocw.chain.runtime import ChainContext, DictStorage, LocalChain, Runtime, RuntimeConfig
+from tocw.primitives.extrinsic import build_signed_extrinsic, build_unsigned_extrinsic
 from tocw.primitives.keys import Keypair, KeyScheme
+from tocw.primitives.metadata import Era
 from tocw.primitives.scale import U32, U64, Bytes, Option, Vec, compact_bytes
 
 ALICE = Keypair.from_uri("//Alice", KeyScheme.SR25519)
@@ -64,7 +65,7 @@ def resign(c: LocalChain, who: Keypair, call: bytes, **overrides: object) -> byt
         "transaction_version": c.runtime.version.transaction_version,
     }
     args.update(overrides)
-    return sign_extrinsic(who, call, **args)  # type: ignore[arg-type]
+    return build_signed_extrinsic(c.runtime.md, call, who, **args)  # type: ignore[arg-type]
 
 
 # --- validate_transaction -----------------------------------------------------------------------
@@ -128,7 +129,8 @@ def test_validate_mortal_era_valid_until_death() -> None:
         c.produce()
     era = Era.mortal(8, c.number)
     valid = c.validate(c.sign(ALICE, transfer(c, BOB.public_key, ED), era=era))
-    assert valid.longevity == era.death(c.number + 1) - (c.number + 1)
+    death = era.death(c.number + 1)
+    assert death is not None and valid.longevity == death - (c.number + 1)
     assert 0 < valid.longevity <= 8
 
 
@@ -165,7 +167,7 @@ def test_validate_unknown_call_index_is_bad_format() -> None:
     """A call index no pallet declares cannot be decoded."""
     c = chain()
     e = invalid(c, c.sign(ALICE, bytes((2, 99)) + bytes(10)))
-    assert e.reason == "BadFormat" and "unknown call index (pallet 2, call 99)" in str(e)
+    assert e.reason == "BadFormat" and "unknown call index (2, 99)" in str(e)
     assert invalid(c, c.sign(ALICE, bytes((42, 0)))).reason == "BadFormat"
 
 
@@ -188,9 +190,9 @@ def test_validate_garbage_bytes_are_bad_format(garbage: bytes) -> None:
 def test_validate_unsigned_extrinsics_rejected() -> None:
     """Clients cannot send the timestamp inherent, nor any unsigned call."""
     c = chain()
-    inherent = encode_unsigned_extrinsic(c.call("Timestamp", "set", 5))
+    inherent = build_unsigned_extrinsic(c.runtime.md, c.call("Timestamp", "set", 5))
     assert invalid(c, inherent).reason == "MandatoryValidation"
-    remark = encode_unsigned_extrinsic(c.call("System", "remark", b"hi"))
+    remark = build_unsigned_extrinsic(c.runtime.md, c.call("System", "remark", b"hi"))
     assert invalid(c, remark).reason == "NoUnsignedValidator"
 
 
@@ -235,7 +237,7 @@ def test_apply_block_includes_inherent_first_and_sets_timestamp() -> None:
     xt = c.sign(ALICE, transfer(c, BOB.public_key, ED))
     result = c.produce(xt, timestamp_ms=1_700_000_123_456)
     assert result.extrinsics[1:] == [xt]
-    inherent = decode_extrinsic(result.extrinsics[0])
+    inherent = decode_extrinsic(c.runtime.md, result.extrinsics[0])
     assert not inherent.is_signed
     assert c.runtime.decode_call(inherent.call_data).name == "Timestamp.set"
     assert timestamp.NOW.value(c.state) == 1_700_000_123_456 == result.timestamp_ms
@@ -292,7 +294,11 @@ def test_apply_block_failed_call_pays_fee_and_bumps_nonce() -> None:
     xt = c.sign(ALICE, transfer(c, BOB.public_key, alice_before))
     result = c.produce(xt)
     assert result.dispatch_error(1) == "Balances.InsufficientBalance"
-    assert names(c, result, 1) == ["Balances.Withdraw", "System.ExtrinsicFailed"]
+    assert names(c, result, 1) == [
+        "Balances.Withdraw",
+        "TransactionPayment.TransactionFeePaid",
+        "System.ExtrinsicFailed",
+    ]
     assert result.failure_detail(1) == (
         f"Balances.InsufficientBalance: free balance {alice_before - c.runtime.fee(len(xt))} "
         f"< {alice_before}"
@@ -321,7 +327,7 @@ def test_apply_block_events_storage_matches_result() -> None:
     result = c.produce(c.sign(ALICE, transfer(c, BOB.public_key, ED)))
     raw = c.state.get(system.EVENTS.prefix)
     assert raw is not None and raw[0] == len(result.events) << 2
-    assert system.EVENT_COUNT.value(c.state) == len(result.events) == 4
+    assert system.EVENT_COUNT.value(c.state) == len(result.events) == 5
     c.produce()
     assert system.EVENT_COUNT.value(c.state) == 1
 

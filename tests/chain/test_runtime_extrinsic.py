@@ -1,5 +1,5 @@
-"""Extrinsic format v4 and Era: our hand-written codecs against scalecodec's and Substrate's
-rules."""
+"""Extrinsic format v4 as the runtime checks it: the Era codec against scalecodec's, and
+tocw.chain.extrinsic's verifier view over tocw.primitives.extrinsic's decoder."""
 
 from __future__ import annotations
 
@@ -8,25 +8,21 @@ from scalecodec.base import RuntimeConfigurationObject
 from scalecodec.type_registry import load_type_registry_preset
 
 from tocw.chain.errors import InvalidTransactionError
-from tocw.chain.extrinsic import (
-    SignedExtra,
-    decode_extrinsic,
-    encode_extra,
-    encode_signed_extrinsic,
-    encode_unsigned_extrinsic,
-    extrinsic_hash,
-    sign_extrinsic,
-    signing_payload,
-)
-from tocw.chain.pallets.substrate_types import ERA_CODEC, AddressId, Era
+from tocw.chain.extrinsic import SignedExtra, decode_extrinsic
+from tocw.chain.pallets.substrate_types import AddressId
+from tocw.chain.runtime import LocalChain
 from tocw.primitives.errors import ScaleDecodeError
-from tocw.primitives.hashing import blake2_256
-from tocw.primitives.keys import Keypair, KeyScheme, Sr25519Signature, verify_multi
-from tocw.primitives.scale import compact_bytes
+from tocw.primitives.extrinsic import build_unsigned_extrinsic, signed_payload
+from tocw.primitives.keys import EcdsaSignature, Keypair, KeyScheme, verify_multi
+from tocw.primitives.metadata import ERA_CODEC, Era
+from tocw.primitives.scale import U32, compact_bytes
 from tocw.primitives.types import AccountId
 
 ALICE = Keypair.from_uri("//Alice", KeyScheme.SR25519)
-GENESIS = b"\x07" * 32
+BOB = Keypair.from_uri("//Bob", KeyScheme.SR25519)
+CHAIN = LocalChain()
+MD = CHAIN.runtime.md
+TRANSFER = CHAIN.call("Balances", "transfer", AddressId(BOB.public_key), 10**12)
 
 
 def scalecodec_era(value: object) -> bytes:
@@ -68,56 +64,68 @@ def test_era_decode_rejects_invalid_phase() -> None:
         ERA_CODEC.decode(bytes((0xF0 | 1, 0x00)))  # period 4, phase 15
 
 
-def test_signed_extrinsic_roundtrip() -> None:
-    """sign_extrinsic produces bytes that decode back into their parts, signature valid."""
-    call = b"\x02\x03" + bytes(33) + b"\x04"
-    xt = sign_extrinsic(
-        ALICE, call, nonce=5, genesis_hash=GENESIS, spec_version=100, transaction_version=1, tip=9
-    )
-    decoded = decode_extrinsic(xt)
+def signed(nonce: int = 0, tip: int = 0, call: bytes = TRANSFER) -> bytes:
+    return CHAIN.sign(ALICE, call, nonce=nonce, tip=tip)
+
+
+def relength(body: bytes) -> bytes:
+    """An extrinsic body (version byte onwards) with its length prefix."""
+    return compact_bytes(len(body)) + body
+
+
+def test_decode_signed_extrinsic_slices_what_the_signature_covers() -> None:
+    """The call and extra slices are the submitted bytes; the signature verifies over them."""
+    xt = signed(nonce=5, tip=9)
+    decoded = decode_extrinsic(MD, xt)
     assert decoded.is_signed and decoded.raw == xt
-    assert decoded.address == AddressId(ALICE.public_key)
+    assert decoded.signer == ALICE.public_key and decoded.address_kind == "Id"
     assert decoded.extra == SignedExtra(Era(), 5, 9)
-    assert decoded.call_data == call
-    assert decoded.extra_data == encode_extra(SignedExtra(Era(), 5, 9))
-    payload = call + decoded.extra_data + (100).to_bytes(4, "little") + (1).to_bytes(4, "little")
-    payload += GENESIS + GENESIS
+    assert decoded.call_data == TRANSFER and xt.endswith(TRANSFER)
+    assert decoded.extra_data == ERA_CODEC.encode(Era()) + compact_bytes(5) + compact_bytes(9)
+    version = CHAIN.runtime.version
+    additional = U32.encode(version.spec_version) + U32.encode(version.transaction_version)
+    additional += CHAIN.genesis_hash + CHAIN.genesis_hash  # immortal: born at genesis
+    payload = signed_payload(decoded.call_data, decoded.extra_data, additional)
     assert decoded.signature is not None
     assert verify_multi(decoded.signature, payload, AccountId(ALICE.public_key))
-    assert extrinsic_hash(xt) == blake2_256(xt)
 
 
-def test_unsigned_extrinsic_roundtrip() -> None:
-    """compact(len) ++ 0x04 ++ call."""
-    xt = encode_unsigned_extrinsic(b"\x01\x00\x0b")
-    assert xt == compact_bytes(4) + b"\x04\x01\x00\x0b"
-    decoded = decode_extrinsic(xt)
-    assert not decoded.is_signed and decoded.call_data == b"\x01\x00\x0b"
+def test_decode_mortal_extrinsic_keeps_its_era() -> None:
+    """A mortal era is decoded with its period and phase, and is part of the extra bytes."""
+    CHAIN.produce()
+    era = Era.mortal(64, CHAIN.number)
+    decoded = decode_extrinsic(MD, CHAIN.sign(ALICE, TRANSFER, era=era))
+    assert decoded.extra is not None and decoded.extra.era == era
+    assert decoded.extra_data.startswith(ERA_CODEC.encode(era))
 
 
-def test_signing_payload_is_hashed_above_256_bytes() -> None:
-    """Payloads longer than 256 bytes are signed as their blake2_256."""
-    args = {"spec_version": 1, "transaction_version": 1, "genesis_hash": GENESIS}
-    short = signing_payload(b"\x00" * 100, b"\x00", birth_hash=GENESIS, **args)
-    assert len(short) == 100 + 1 + 8 + 64
-    call = b"\x00" * 200
-    long = signing_payload(call, b"\x00", birth_hash=GENESIS, **args)
-    raw = call + b"\x00" + bytes((1, 0, 0, 0, 1, 0, 0, 0)) + GENESIS + GENESIS
-    assert long == blake2_256(raw)
+def test_decode_unsigned_extrinsic() -> None:
+    """compact(len) ++ 0x04 ++ call: no signer, the call is everything after the version."""
+    remark = CHAIN.call("System", "remark", b"hi")
+    xt = build_unsigned_extrinsic(MD, remark)
+    assert xt == compact_bytes(len(remark) + 1) + b"\x04" + remark
+    decoded = decode_extrinsic(MD, xt)
+    assert not decoded.is_signed and decoded.call_data == remark and decoded.signer is None
 
 
-def test_mortal_signing_needs_a_birth_hash() -> None:
-    """A mortal era cannot be signed without the hash of its birth block."""
-    with pytest.raises(ValueError, match="birth"):
-        sign_extrinsic(
-            ALICE,
-            b"\x00\x00",
-            nonce=0,
-            genesis_hash=GENESIS,
-            spec_version=1,
-            transaction_version=1,
-            era=Era.mortal(64, 10),
-        )
+def test_decode_other_address_kinds_have_no_signer() -> None:
+    """MultiAddress::Address32 decodes, but names no AccountId the runtime can look up."""
+    xt = bytearray(signed())
+    assert xt[2:4] == b"\x84\x00"
+    xt[3] = 3  # Address32 with the same 32 bytes
+    decoded = decode_extrinsic(MD, bytes(xt))
+    assert decoded.signer is None and decoded.address_kind == "Address32"
+
+
+def test_decode_ecdsa_signature_is_typed() -> None:
+    """An Ecdsa MultiSignature (65 bytes) decodes to EcdsaSignature (which never verifies)."""
+    xt = signed()
+    body = xt[2:]  # after the two-byte length prefix
+    assert body[34] == 1  # version, MultiAddress::Id (33 bytes), then MultiSignature::Sr25519
+    ecdsa = body[:34] + b"\x02" + body[35:99] + b"\x00" + body[99:]
+    decoded = decode_extrinsic(MD, relength(ecdsa))
+    assert isinstance(decoded.signature, EcdsaSignature)
+    assert decoded.call_data == TRANSFER
 
 
 @pytest.mark.parametrize(
@@ -126,18 +134,39 @@ def test_mortal_signing_needs_a_birth_hash() -> None:
         (compact_bytes(5) + b"\x04\x00", "length prefix"),
         (compact_bytes(1) + b"\x85", "version"),
         (compact_bytes(1) + b"\x84", "too short"),
+        (relength(b"\x04\x02\x63"), "unknown call index (2, 99)"),
+        (relength(b"\x04" + TRANSFER + b"\x00"), "trailing"),
     ],
 )
 def test_decode_extrinsic_rejects_malformed(raw: bytes, detail: str) -> None:
     """Malformed bytes are BadFormat with a clear detail."""
     with pytest.raises(InvalidTransactionError) as info:
-        decode_extrinsic(raw)
+        decode_extrinsic(MD, raw)
     assert info.value.reason == "BadFormat" and detail in str(info.value)
 
 
 def test_decode_extrinsic_rejects_nonce_beyond_u32() -> None:
-    """CheckNonce's nonce is a u32; a larger compact is BadFormat."""
-    extra = SignedExtra(Era(), 1 << 32, 0)
-    xt = encode_signed_extrinsic(ALICE.public_key, Sr25519Signature(bytes(64)), extra, b"\x00\x00")
+    """CheckNonce's nonce is a Compact<u32>; a larger value is BadFormat."""
+    body = signed()[2:]
+    era_at = 1 + 33 + 65  # version, MultiAddress::Id, MultiSignature::Sr25519
+    assert body[era_at : era_at + 3] == b"\x00\x00\x00"  # immortal, nonce 0, tip 0
+    big = body[: era_at + 1] + compact_bytes(1 << 32) + body[era_at + 2 :]
     with pytest.raises(InvalidTransactionError, match="u32"):
-        decode_extrinsic(xt)
+        decode_extrinsic(MD, relength(big))
+
+
+def test_decode_extrinsic_rejects_non_canonical_compact() -> None:
+    """A nonce in a longer compact form than needed is refused, so the signed bytes are
+    always the canonical encoding of what was decoded."""
+    body = signed()[2:]
+    era_at = 1 + 33 + 65
+    padded = body[: era_at + 1] + b"\x01\x00" + body[era_at + 2 :]  # 0 in two-byte mode
+    with pytest.raises(InvalidTransactionError, match="non-canonical"):
+        decode_extrinsic(MD, relength(padded))
+
+
+def test_decode_extrinsic_deep_nesting_is_bad_format() -> None:
+    """Thousands of nested Sudo.sudo calls are BadFormat, not a RecursionError."""
+    call = MD.call_index("Sudo", "sudo") * 3000 + CHAIN.call("System", "remark", b"x")
+    with pytest.raises(InvalidTransactionError, match="nested too deeply"):
+        decode_extrinsic(MD, build_unsigned_extrinsic(MD, call))

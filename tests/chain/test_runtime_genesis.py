@@ -11,10 +11,11 @@ from tocw.chain.genesis import (
     decode_grandpa_authorities,
 )
 from tocw.chain.pallets import balances, sudo, system, teerex
-from tocw.chain.pallets.substrate_types import AccountInfo, AddressId, Era
+from tocw.chain.pallets.substrate_types import AccountInfo, AddressId
 from tocw.chain.runtime import LocalChain, Runtime, RuntimeConfig
 from tocw.primitives.header import Header, extrinsics_root
 from tocw.primitives.keys import Keypair, KeyScheme
+from tocw.primitives.metadata import Era
 from tocw.primitives.trie import trie_root
 from tocw.primitives.types import BlockHash, BlockNumber
 

@@ -20,6 +20,12 @@ def best_number(url: str) -> int:
     return int(header["number"], 16)
 
 
+def finalized_number(url: str) -> int:
+    header = rpc_call(url, "chain_getHeader", [rpc_call(url, "chain_getFinalizedHead")])
+    assert isinstance(header, dict)
+    return int(header["number"], 16)
+
+
 def wait_for(predicate: object, timeout: float = 20.0) -> None:
     assert callable(predicate)
     deadline = time.monotonic() + timeout
@@ -69,17 +75,7 @@ def test_chain_restart_continues_same_chain(tmp_path: Path) -> None:
             substrate.close()
         wait_for(lambda: best_number(url) >= stop_number + 3)
         # Blocks left unfinalized by the first run get finalized by the second.
-        wait_for(
-            lambda: (
-                int(
-                    rpc_call(url, "chain_getHeader", [rpc_call(url, "chain_getFinalizedHead")])[
-                        "number"
-                    ],
-                    16,
-                )
-                >= stop_number
-            )
-        )
+        wait_for(lambda: finalized_number(url) >= stop_number)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

@@ -40,7 +40,7 @@ def submit(
     return substrate.submit_extrinsic(xt, wait_for_inclusion=True)
 
 
-def events(receipt: Any, pallet: str, name: str) -> list[dict[str, Any]]:
+def events(receipt: Any, pallet: str, name: str) -> list[Any]:
     return [
         e.value["attributes"]
         for e in receipt.triggered_events

@@ -1,17 +1,38 @@
-"""Errors of the dev chain (runtime and node).
+"""Errors of the dev chain (runtime and node): the root, the runtime's errors, and the tree.
 
-ChainError
-├── InvalidTransactionError   an extrinsic is rejected before it can enter a block (pool or block
-│                             builder); `reason` is Substrate's variant name, `str()` its text
-├── UnknownRuntimeApiError    state_call of a function the runtime does not export
-├── RuntimeApiError           state_call with parameters the function cannot decode
-├── BlockExecutionError       the node asked the runtime to build an impossible block
-└── DispatchError             a dispatched call failed; the runtime turns it into
-                              System.ExtrinsicFailed / Sudo.Sudid(Err) and it never leaves it
+Every error tocw.chain raises is a ChainError. The runtime's are defined here; the node's next
+to the code that raises them (module in brackets).
 
-The node maps these to JSON-RPC errors in exactly one place (rpc_methods); the runtime only
-says what went wrong, in Substrate's own words where Substrate has words for it, so that client
-libraries that match on them keep working.
+ChainError                          root of every error raised by tocw.chain
+├── InvalidTransactionError         an extrinsic is rejected before it can enter a block (pool
+│                                   or block builder); `reason` is Substrate's variant name,
+│                                   `str()` its text
+├── UnknownRuntimeApiError          state_call of a function the runtime does not export
+├── RuntimeApiError                 state_call with parameters the function cannot decode
+├── BlockExecutionError             the node asked the runtime to build an impossible block
+├── DispatchError                   a dispatched call failed; the runtime turns it into
+│                                   System.ExtrinsicFailed / Sudo.Sudid(Err); never leaves it
+├── StoreError          [storage]   the block and state store
+│   ├── UnknownBlockError           no block with that hash
+│   ├── StateDiscardedError         the block is known, its state left the retained window
+│   └── CorruptStoreError           the database contradicts itself
+├── PoolError           [pool]      the transaction pool refuses a transaction
+│   ├── AlreadyImportedError        the same extrinsic is already in the pool
+│   ├── TemporarilyBannedError      included or found invalid recently
+│   ├── TooLowPriorityError         another transaction provides the same tag, >= priority
+│   └── ImmediatelyDroppedError     the pool is full
+├── FinalityError       [finality]  the node's voter is not an authority of the current set
+├── ServerError         [server]    the RPC server cannot start (e.g. the port is taken)
+│   └── BadRequestError             a request head that is not HTTP/1.x (answered with 400)
+├── NodeError           [node]      the node cannot start or continue (bad configuration, a
+│                                   different chain on disk, another node on the base path)
+└── DevChainStartError  [testing]   a test's dev chain did not come up (also a RuntimeError)
+
+JSON-RPC errors are not ChainErrors: the node answers with tocw.rpc.errors.RpcError, the
+project's one JSON-RPC error type, and maps the errors above to Substrate's codes in exactly one
+place (rpc_methods: `RpcApi.call` and `_pool_error`). The runtime only says what went wrong, in
+Substrate's own words where Substrate has words for it, so that client libraries that match on
+them keep working.
 """
 
 from __future__ import annotations

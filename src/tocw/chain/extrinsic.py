@@ -1,57 +1,65 @@
-"""Substrate extrinsic format v4: decoding, the signed payload, encoding and signing.
+"""The runtime's view of a submitted v4 extrinsic: who signed it, and the bytes the signature
+covers.
+
+There is one extrinsic decoder and one builder in tocw: tocw.primitives.extrinsic. The runtime
+decodes every submission with its `decode_extrinsic`, driven by the runtime's own metadata
+(`Runtime.md`, parsed from the very bytes `state_getMetadata` serves), so the dev chain accepts
+exactly the format the worker reads blocks with and a metadata mistake shows up on the first
+transfer. The signing helpers (`LocalChain.sign`, `tocw.chain.testing.signed_transfer`) build
+with `build_signed_extrinsic` from the same metadata, as the worker does.
+
+What this module adds is what only a verifier needs, on top of primitives' `DecodedExtrinsic`:
+
+- the exact bytes of the call and of the signed extensions' "extra": the signature covers the
+  submitted bytes, and the call is decoded a second time by the runtime's pallet framework
+  (`Runtime.decode_call`), which yields typed arguments and the handler to dispatch, where the
+  metadata's `Call` holds names and generic values. DecodedExtrinsic does not say where its parts
+  start, so `decode_extrinsic` re-encodes the decoded address, signature and extra with the
+  metadata's codecs and checks that they are the submitted bytes: SCALE's encodings of these
+  types are canonical (primitives' compact reader refuses non-minimal forms), so the check
+  holds for every extrinsic that decodes, and the call is what follows them;
+- the signer as an AccountId and the signature as a `MultiSignature` (what `verify_multi` takes);
+- Substrate's error vocabulary: anything that does not decode is InvalidTransactionError
+  ("BadFormat"), which the node answers with author error 1001.
 
     signed:   compact(len) ‖ 0x84 ‖ MultiAddress ‖ MultiSignature ‖ extra ‖ call
     unsigned: compact(len) ‖ 0x04 ‖ call
-    extra   = Era ‖ compact(nonce) ‖ compact(tip)        (CheckMortality, CheckNonce,
-                                                          ChargeTransactionPayment)
-    payload = call ‖ extra ‖ spec_version u32 ‖ transaction_version u32 ‖ genesis hash ‖
-              era birth block hash; blake2_256 of it when longer than 256 bytes
-
-Written by hand (with tocw.primitives.scale) because this is the hot path of block production:
-scalecodec decodes extrinsics through its type registry at a fraction of the speed. The call
-itself is left as bytes here; the runtime decodes it with the codecs its pallets declare.
+    extra   = Era ‖ compact(nonce) ‖ compact(tip)   (CheckMortality, CheckNonce,
+                                                     ChargeTransactionPayment)
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from tocw.chain.errors import InvalidTransactionError
-from tocw.chain.pallets.substrate_types import (
-    ERA_CODEC,
-    MULTI_ADDRESS_T,
-    AddressId,
-    Era,
-    MultiAddress,
-)
 from tocw.primitives.errors import ScaleDecodeError, ScaleEncodeError
-from tocw.primitives.hashing import blake2_256
-from tocw.primitives.keys import MULTI_SIGNATURE_CODEC, Keypair, MultiSignature
-from tocw.primitives.scale import Reader, compact_bytes, encode_compact, read_compact
-
-EXTRINSIC_VERSION = 4
-SIGNED_FLAG = 0x80
-_SIGNED_V4 = SIGNED_FLAG | EXTRINSIC_VERSION
-_UNSIGNED_V4 = EXTRINSIC_VERSION
-MAX_NONCE = (1 << 32) - 1
-MAX_TIP = (1 << 128) - 1
-_HASHED_PAYLOAD_THRESHOLD = 256
-
-# The signed extensions of this runtime, in order (declared in the metadata as such).
-SIGNED_EXTENSIONS = (
-    "CheckNonZeroSender",
-    "CheckSpecVersion",
-    "CheckTxVersion",
-    "CheckGenesis",
-    "CheckMortality",
-    "CheckNonce",
-    "CheckWeight",
-    "ChargeTransactionPayment",
+from tocw.primitives.extrinsic import decode_extrinsic as decode_with_metadata
+from tocw.primitives.keys import (
+    EcdsaSignature,
+    Ed25519Signature,
+    MultiSignature,
+    Sr25519Signature,
 )
+from tocw.primitives.metadata import Era, RuntimeMetadata, Variant
+from tocw.primitives.scale import Reader, read_compact
+
+__all__ = ["SignedExtra", "UncheckedExtrinsic", "decode_extrinsic"]
+
+# MultiSignature's variants (decoded by the metadata as Variant(name, bytes)) as the typed
+# signatures of tocw.primitives.keys.
+_SIGNATURES: Final[dict[str, type[Ed25519Signature | Sr25519Signature | EcdsaSignature]]] = {
+    "Ed25519": Ed25519Signature,
+    "Sr25519": Sr25519Signature,
+    "Ecdsa": EcdsaSignature,
+}
 
 
 @dataclass(frozen=True, slots=True)
 class SignedExtra:
+    """The data the runtime's signed extensions carry in a signed extrinsic."""
+
     era: Era
     nonce: int
     tip: int
@@ -59,148 +67,78 @@ class SignedExtra:
 
 @dataclass(frozen=True, slots=True)
 class UncheckedExtrinsic:
-    """A decoded extrinsic. `raw` is exactly the submitted bytes (with the length prefix);
-    `call_data` and `extra_data` are slices of it, which is what the signature covers."""
+    """A decoded extrinsic, as the runtime checks it. `raw` is exactly the submitted bytes (with
+    the length prefix); `call_data` and `extra_data` are slices of it, which is what the
+    signature covers.
+
+    `signer` is the AccountId of a `MultiAddress::Id` sender; any other address kind leaves it
+    None and names the kind in `address_kind` (the runtime cannot look those up).
+    """
 
     raw: bytes
     call_data: bytes
-    address: MultiAddress | None = None
+    address_kind: str | None = None
+    signer: bytes | None = None
     signature: MultiSignature | None = None
     extra: SignedExtra | None = None
     extra_data: bytes = b""
 
     @property
     def is_signed(self) -> bool:
-        return self.address is not None
+        return self.extra is not None
 
 
 def _bad(detail: str) -> InvalidTransactionError:
     return InvalidTransactionError("BadFormat", detail)
 
 
-def decode_extrinsic(raw: bytes) -> UncheckedExtrinsic:
-    """Split an extrinsic into its parts; anything malformed is BadFormat."""
+def _address_kind(address: object) -> str:
+    """MultiAddress's variant name ("Index", "Raw", "Address32", ...)."""
+    return address.name if isinstance(address, Variant) else type(address).__name__
+
+
+def decode_extrinsic(md: RuntimeMetadata, raw: bytes) -> UncheckedExtrinsic:
+    """Decode a submitted extrinsic with the runtime's metadata; anything malformed (including a
+    call this runtime does not have) is InvalidTransactionError("BadFormat")."""
     raw = bytes(raw)
-    r = Reader(raw)
     try:
-        length = read_compact(r)
-        if length != r.remaining():
-            raise _bad(f"length prefix says {length} bytes, {r.remaining()} follow")
-        version = r.read_byte()
-        if version == _UNSIGNED_V4:
-            return UncheckedExtrinsic(raw, raw[r.pos :])
-        if version != _SIGNED_V4:
-            raise _bad(f"unsupported extrinsic version byte 0x{version:02x}")
-        if raw[r.pos : r.pos + 1] == b"\x00":  # MultiAddress::Id: the only common case
-            r.pos += 1
-            address: MultiAddress = AddressId(r.read(32))
-        else:
-            address = MULTI_ADDRESS_T.codec.read(r)
-        signature = MULTI_SIGNATURE_CODEC.read(r)
-        extra_start = r.pos
-        era = ERA_CODEC.read(r)
-        nonce = read_compact(r)
-        tip = read_compact(r)
-    except ScaleDecodeError as e:
+        decoded = decode_with_metadata(md, raw)
+    except ScaleDecodeError as e:  # ExtrinsicDecodeError and the codecs' own errors
         raise _bad(str(e)) from None
-    if nonce > MAX_NONCE:
-        raise _bad(f"nonce {nonce} does not fit u32")
-    if tip > MAX_TIP:
-        raise _bad(f"tip {tip} does not fit u128")
+    except RecursionError:
+        raise _bad("calls nested too deeply") from None
+    r = Reader(raw)
+    read_compact(r)  # cannot fail: decode_with_metadata read it
+    body = r.pos + 1  # after the version byte
+    if not decoded.signed:
+        return UncheckedExtrinsic(raw, raw[body:])
+    era, nonce, tip = decoded.era, decoded.nonce, decoded.tip
+    if era is None or nonce is None or tip is None:
+        raise _bad("the metadata lacks CheckMortality, CheckNonce or ChargeTransactionPayment")
+    address = decoded.signer
+    signer = address if isinstance(address, bytes) else None
+    signature = decoded.signature
+    if not isinstance(signature, Variant) or signature.name not in _SIGNATURES:
+        raise _bad(f"unsupported signature {signature!r:.80}")
+    envelope = bytearray()
+    try:
+        id_or_other = Variant("Id", signer) if signer is not None else address
+        md.address_codec.encode_into(id_or_other, envelope)
+        md.signature_codec.encode_into(signature, envelope)
+        extra_start = body + len(envelope)
+        for identifier, codec in md.extra_codecs:
+            codec.encode_into(decoded.extra[identifier], envelope)
+    except (ScaleEncodeError, KeyError) as e:
+        raise _bad(f"cannot re-encode the signature part: {e}") from None
+    call_start = body + len(envelope)
+    if raw[body:call_start] != envelope:
+        raise _bad("the signature part is not canonically encoded")
     return UncheckedExtrinsic(
         raw,
-        raw[r.pos :],
-        address,
-        signature,
+        raw[call_start:],
+        "Id" if signer is not None else _address_kind(address),
+        signer,
+        _SIGNATURES[signature.name](bytes(signature.value)),
         SignedExtra(era, nonce, tip),
-        raw[extra_start : r.pos],
+        raw[extra_start:call_start],
     )
-
-
-def encode_extra(extra: SignedExtra) -> bytes:
-    out = bytearray()
-    ERA_CODEC.encode_into(extra.era, out)
-    encode_compact(extra.nonce, out)
-    encode_compact(extra.tip, out)
-    return bytes(out)
-
-
-def signing_payload(
-    call_data: bytes,
-    extra_data: bytes,
-    *,
-    spec_version: int,
-    transaction_version: int,
-    genesis_hash: bytes,
-    birth_hash: bytes,
-) -> bytes:
-    """The bytes a signer signs (hashed when longer than 256 bytes, as Substrate)."""
-    payload = b"".join(
-        (
-            call_data,
-            extra_data,
-            spec_version.to_bytes(4, "little"),
-            transaction_version.to_bytes(4, "little"),
-            genesis_hash,
-            birth_hash,
-        )
-    )
-    if len(payload) > _HASHED_PAYLOAD_THRESHOLD:
-        return blake2_256(payload)
-    return payload
-
-
-def encode_signed_extrinsic(
-    signer: bytes, signature: MultiSignature, extra: SignedExtra, call_data: bytes
-) -> bytes:
-    if len(signer) != 32:
-        raise ScaleEncodeError("the signer must be a 32-byte account id")
-    body = bytearray((_SIGNED_V4, 0))
-    body += signer
-    MULTI_SIGNATURE_CODEC.encode_into(signature, body)
-    body += encode_extra(extra)
-    body += call_data
-    return compact_bytes(len(body)) + bytes(body)
-
-
-def encode_unsigned_extrinsic(call_data: bytes) -> bytes:
-    body = bytes((_UNSIGNED_V4,)) + call_data
-    return compact_bytes(len(body)) + body
-
-
-def sign_extrinsic(
-    keypair: Keypair,
-    call_data: bytes,
-    *,
-    nonce: int,
-    genesis_hash: bytes,
-    spec_version: int,
-    transaction_version: int,
-    era: Era | None = None,
-    birth_hash: bytes | None = None,
-    tip: int = 0,
-) -> bytes:
-    """A signed extrinsic, as any Substrate client builds it. A mortal `era` needs the hash of
-    its birth block (`era.birth(current)`); immortal ones are anchored at genesis."""
-    era = era or Era()
-    if era.is_immortal:
-        birth_hash = genesis_hash
-    elif birth_hash is None:
-        raise ValueError("a mortal era needs the hash of its birth block")
-    extra = SignedExtra(era, nonce, tip)
-    payload = signing_payload(
-        call_data,
-        encode_extra(extra),
-        spec_version=spec_version,
-        transaction_version=transaction_version,
-        genesis_hash=genesis_hash,
-        birth_hash=birth_hash,
-    )
-    return encode_signed_extrinsic(
-        keypair.public_key, keypair.multi_sign(payload), extra, call_data
-    )
-
-
-def extrinsic_hash(raw: bytes) -> bytes:
-    """What clients call the extrinsic hash: blake2_256 of the bytes with length prefix."""
-    return blake2_256(raw)

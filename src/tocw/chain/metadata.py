@@ -6,7 +6,8 @@ positions, nominal types once each, structural ones deduplicated by shape), adds
 RuntimeCall / RuntimeEvent enums, the extrinsic description with its signed extensions, and
 encodes the whole with scalecodec's own `MetadataVersioned` type, so the bytes are exactly what
 scalecodec, substrate-interface and @polkadot/api expect from a Substrate node. scalecodec is
-used here only, once per runtime; the runtime's hot path never touches it.
+used here, and by tocw.primitives.metadata to parse the result into `Runtime.md`, once per
+runtime configuration; the runtime's hot path never touches it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from typing import Any
 from scalecodec.base import RuntimeConfigurationObject
 from scalecodec.type_registry import load_type_registry_preset
 
-from tocw.chain.extrinsic import EXTRINSIC_VERSION
 from tocw.chain.pallets.framework import PalletDef, RuntimeConfig, StorageItem, StorageMap
 from tocw.chain.pallets.scaleinfo import (
     BYTES_T,
@@ -41,6 +41,7 @@ from tocw.chain.pallets.substrate_types import (
     RUNTIME_CALL,
     RUNTIME_EVENT,
 )
+from tocw.primitives.metadata import SUPPORTED_EXTRINSIC_VERSION
 
 METADATA_MAGIC = b"meta"
 METADATA_VERSION = 14
@@ -268,7 +269,7 @@ def metadata_v14(pallets: Sequence[PalletDef], config: RuntimeConfig) -> dict[st
         )
     extrinsic = {
         "ty": reg.id_of(unchecked_extrinsic_type(runtime_call)),
-        "version": EXTRINSIC_VERSION,
+        "version": SUPPORTED_EXTRINSIC_VERSION,
         "signed_extensions": [
             {
                 "identifier": name,

@@ -53,29 +53,29 @@ class Validity(Protocol):
 
 
 class PoolError(ChainError):
-    """Root of the pool's refusals; each maps to one Substrate author error code in rpc_methods.
-
-    PoolError
-    ├── AlreadyImportedError   the same extrinsic (by hash) is already in the pool
-    ├── TemporarilyBannedError included or found invalid recently; re-submission is refused
-    ├── TooLowPriorityError    another transaction provides the same tag with >= priority
-    └── ImmediatelyDroppedError the pool is full
-    """
+    """Root of the pool's refusals; each maps to one Substrate author error code in rpc_methods
+    (the package's tree is in tocw.chain.errors)."""
 
 
 class AlreadyImportedError(PoolError):
+    """The same extrinsic (by hash) is already in the pool."""
+
     def __init__(self, tx_hash: bytes) -> None:
         super().__init__(f"transaction 0x{tx_hash.hex()} is already in the pool")
         self.tx_hash = tx_hash
 
 
 class TemporarilyBannedError(PoolError):
+    """Included or found invalid recently; re-submission is refused for a while."""
+
     def __init__(self, tx_hash: bytes) -> None:
         super().__init__(f"transaction 0x{tx_hash.hex()} is temporarily banned")
         self.tx_hash = tx_hash
 
 
 class TooLowPriorityError(PoolError):
+    """Another transaction provides the same tag with at least this priority."""
+
     def __init__(self, old: int, new: int) -> None:
         super().__init__(f"priority is too low: ({old} vs {new})")
         self.old = old
@@ -83,6 +83,8 @@ class TooLowPriorityError(PoolError):
 
 
 class ImmediatelyDroppedError(PoolError):
+    """The pool is full."""
+
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
 

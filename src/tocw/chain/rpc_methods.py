@@ -9,14 +9,21 @@ after `chain_subscribeNewHeads` answers, and "ready" right after
 them and calls the session's `send`. The transports in server.py only move text, so this module
 is tested without sockets (the split of python-websockets' protocol and transport).
 
+Framing is tocw.rpc's, the project's one JSON-RPC layer: `parse_incoming` (with its `Limits`)
+validates every frame, responses and pushes are its wire types, serialized by `serialize`, and
+the JSON-RPC / jsonrpsee error codes come from tocw.rpc.errors. tocw.rpc's `Dispatcher` is not
+used: it is stateless, and the node's methods need the session (subscriptions, pushes). What
+this module owns is the node's method table and Substrate's own error codes (the table right
+below), each error built as a tocw.rpc `RpcError`.
+
 Method names, parameter forms, result shapes and error codes are Substrate's (polkadot-v0.9.42
 `sc-rpc` + `sc-rpc-api` on jsonrpsee), so unmodified clients (substrate-interface,
-@polkadot/api) work. Every error code lives in this module, in the table right below.
+@polkadot/api) work. One difference from jsonrpsee: `"params": null` is refused as JSON-RPC 2.0
+says (jsonrpsee reads it as no params); clients send `[]`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 from collections.abc import Callable, Iterable, Sequence
@@ -26,7 +33,6 @@ from typing import TYPE_CHECKING, Any, Final
 from tocw import __version__
 from tocw.chain import pool as txpool
 from tocw.chain.errors import (
-    ChainError,
     InvalidTransactionError,
     RuntimeApiError,
     UnknownRuntimeApiError,
@@ -36,23 +42,41 @@ from tocw.primitives.errors import InvalidSs58Error, PrimitivesError
 from tocw.primitives.hashing import blake2_256
 from tocw.primitives.header import header_to_json, signed_block_to_json
 from tocw.primitives.ss58 import parse_account
+from tocw.rpc.errors import (
+    METHOD_NOT_FOUND,
+    STANDARD_MESSAGES,
+    InvalidMessageError,
+    RpcError,
+    internal_error,
+    invalid_params,
+    method_not_found,
+    oversized_request,
+    server_error,
+)
+from tocw.rpc.messages import (
+    ErrorObject,
+    ErrorResponse,
+    IncomingEntry,
+    InvalidEntry,
+    Limits,
+    Notification,
+    RequestId,
+    Response,
+    SuccessResponse,
+    parse_incoming,
+    serialize,
+)
 
 if TYPE_CHECKING:
     from tocw.chain.node import Chain, ImportedBlock
 
 log = logging.getLogger(__name__)
 
-# ---- error codes: the one place they are defined --------------------------------------------
-# JSON-RPC 2.0 and jsonrpsee
-PARSE_ERROR: Final = -32700
-INVALID_REQUEST: Final = -32600
-METHOD_NOT_FOUND: Final = -32601
-INVALID_PARAMS: Final = -32602
-INTERNAL_ERROR: Final = -32603
-CALL_EXECUTION_FAILED: Final = -32000
+# ---- Substrate's error codes ----------------------------------------------------------------
+# The JSON-RPC 2.0 codes and jsonrpsee's request limits (-32007 oversized request, -32010 batch
+# too large) are tocw.rpc.errors'. These are the node's own, numbered as Substrate numbers them.
+# jsonrpsee: a connection over its subscription limit (in the server-error range: server_error).
 TOO_MANY_SUBSCRIPTIONS: Final = -32006
-OVERSIZED_REQUEST: Final = -32007
-TOO_BIG_BATCH: Final = -32010
 # Substrate sc-rpc-api author/error.rs (BASE 1000)
 AUTHOR_BAD_FORMAT: Final = 1001
 AUTHOR_VERIFICATION: Final = 1002
@@ -72,42 +96,23 @@ MAX_BATCH_LEN: Final = 1000  # jsonrpsee's default batch limit is unbounded; kee
 MAX_SUBSCRIPTIONS_PER_CONNECTION: Final = 1024  # Substrate's --rpc-max-subscriptions-per-connection
 STORAGE_KEYS_PAGED_MAX_COUNT: Final = 1000  # Substrate's state_getKeysPaged limit
 QUERY_STORAGE_MAX_BLOCKS: Final = 256  # state_queryStorage range limit (our state window)
-
-
-class RpcError(ChainError):
-    """A JSON-RPC error object; raised by method handlers, rendered by the session (never
-    escapes it)."""
-
-    def __init__(self, code: int, message: str, data: Any = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.data = data
-
-    def to_json(self) -> dict[str, Any]:
-        err: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.data is not None:
-            err["data"] = self.data
-        return err
-
-
-def invalid_params(detail: str) -> RpcError:
-    return RpcError(INVALID_PARAMS, "Invalid params", detail)
+# What one frame may be: Substrate's 16 MiB --rpc-max-request-size, our batch limit, and
+# tocw.rpc's nesting bound (no Substrate request nests deeper than a few levels).
+DEFAULT_LIMITS: Final = Limits(max_batch=MAX_BATCH_LEN)
 
 
 def state_client_error(detail: str) -> RpcError:
     return RpcError(STATE_CLIENT_ERROR, f"Client error: {detail}")
 
 
-def error_response(req_id: Any, error: RpcError) -> str:
-    return json.dumps({"jsonrpc": "2.0", "error": error.to_json(), "id": req_id})
+def error_frame(req_id: RequestId, error: RpcError) -> str:
+    """The text of an error response."""
+    return serialize(ErrorResponse(req_id, ErrorObject.from_error(error)))
 
 
 def oversized_request_response(limit: int) -> str:
     """The answer to an HTTP body over the size limit (jsonrpsee's oversized request)."""
-    return error_response(
-        None, RpcError(OVERSIZED_REQUEST, "Request is too big", f"limit is {limit} bytes")
-    )
+    return error_frame(None, oversized_request(limit))
 
 
 # ---- JSON shapes ------------------------------------------------------------------------------
@@ -189,8 +194,7 @@ class Subscription:
 
     def notification(self, result: Any) -> str:
         method = SUBSCRIPTION_KINDS[self.kind][0]
-        params = {"subscription": self.id, "result": result}
-        return json.dumps({"jsonrpc": "2.0", "method": method, "params": params})
+        return serialize(Notification(method, {"subscription": self.id, "result": result}))
 
     def notify(self, result: Any) -> None:
         self.session.send(self.notification(result))
@@ -310,6 +314,7 @@ class RpcSession:
     send: Callable[[str], None] = field(repr=False)
     subscriptions_allowed: bool = True
     max_subscriptions: int = MAX_SUBSCRIPTIONS_PER_CONNECTION
+    limits: Limits = DEFAULT_LIMITS
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
     _after: list[tuple[Subscription, Any]] = field(default_factory=list)
     closed: bool = False
@@ -318,56 +323,46 @@ class RpcSession:
         """Answer one frame: [] for a lone notification, else the response, then any initial
         notifications of subscriptions it opened."""
         try:
-            message = json.loads(text)
-        except (ValueError, UnicodeDecodeError) as e:
-            return [error_response(None, RpcError(PARSE_ERROR, "Parse error", str(e)))]
+            incoming = parse_incoming(text, self.limits)
+        except InvalidMessageError as e:
+            return [error_frame(None, e.error)]
         self._after = []
-        if isinstance(message, list):
-            if not message:
-                return [error_response(None, RpcError(INVALID_REQUEST, "Invalid request"))]
-            if len(message) > MAX_BATCH_LEN:
-                err = RpcError(TOO_BIG_BATCH, "The batch request was too large", MAX_BATCH_LEN)
-                return [error_response(None, err)]
-            replies = [r for r in (self._handle_one(m) for m in message) if r is not None]
+        if isinstance(incoming, list):
+            replies = [r for r in (self._answer(entry) for entry in incoming) if r is not None]
             out = ["[" + ",".join(replies) + "]"] if replies else []
         else:
-            reply = self._handle_one(message)
+            reply = self._answer(incoming)
             out = [reply] if reply is not None else []
         out.extend(self._flush_after())
         return out
 
-    def _handle_one(self, message: Any) -> str | None:
-        if not isinstance(message, dict):
-            return error_response(None, RpcError(INVALID_REQUEST, "Invalid request"))
-        has_id = "id" in message
-        req_id = message.get("id")
-        method = message.get("method")
-        params = message.get("params", [])
-        if (
-            message.get("jsonrpc") != "2.0"
-            or not isinstance(method, str)
-            or not isinstance(req_id, str | int | None)
-            or isinstance(req_id, bool)
-        ):
-            return error_response(
-                req_id if isinstance(req_id, str | int) else None,
-                RpcError(INVALID_REQUEST, "Invalid request"),
-            )
-        if params is None:
-            params = []
-        if not isinstance(params, list):
-            if has_id:
-                return error_response(
-                    req_id, invalid_params("params must be an array (positional parameters)")
-                )
+    def _answer(self, entry: IncomingEntry) -> str | None:
+        response = self._respond(entry)
+        if response is None:
             return None
         try:
-            result = self.api.call(self, method, params)
+            return serialize(response)
+        except (TypeError, ValueError) as e:  # a handler returned something JSON cannot carry
+            method = "?" if isinstance(entry, InvalidEntry) else entry.method
+            log.error("result of %s is not JSON-serializable: %s", method, e)
+            return error_frame(response.id, internal_error(f"{method}: unserializable result"))
+
+    def _respond(self, entry: IncomingEntry) -> Response | None:
+        """The response to one parsed entry; None for a notification (never answered, not
+        even with an error)."""
+        if isinstance(entry, InvalidEntry):
+            return ErrorResponse(entry.id, entry.error)
+        try:
+            if isinstance(entry.params, dict):
+                raise invalid_params("params must be an array (positional parameters)")
+            result = self.api.call(self, entry.method, entry.params)
         except RpcError as e:
-            return error_response(req_id, e) if has_id else None
-        if not has_id:
-            return None  # a JSON-RPC notification: no answer, even on success
-        return json.dumps({"jsonrpc": "2.0", "result": result, "id": req_id})
+            if isinstance(entry, Notification):
+                return None
+            return ErrorResponse(entry.id, ErrorObject.from_error(e))
+        if isinstance(entry, Notification):
+            return None
+        return SuccessResponse(entry.id, result)
 
     # -- subscriptions --
 
@@ -383,7 +378,7 @@ class RpcSession:
         right after the response that carries the id."""
         self.require_subscriptions()
         if len(self.subscriptions) >= self.max_subscriptions:
-            raise RpcError(
+            raise server_error(
                 TOO_MANY_SUBSCRIPTIONS,
                 "Too many subscriptions on the connection",
                 f"Exceeded max limit of {self.max_subscriptions}",
@@ -399,7 +394,9 @@ class RpcSession:
     def require_subscriptions(self) -> None:
         if not self.subscriptions_allowed:
             raise RpcError(
-                METHOD_NOT_FOUND, "Method not found", "subscriptions need a websocket connection"
+                METHOD_NOT_FOUND,
+                STANDARD_MESSAGES[METHOD_NOT_FOUND],
+                "subscriptions need a websocket connection",
             )
 
     def end_subscription(self, sub: Subscription) -> None:
@@ -459,16 +456,17 @@ class RpcApi:
         send: Callable[[str], None] | None = None,
         *,
         max_subscriptions: int = MAX_SUBSCRIPTIONS_PER_CONNECTION,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> RpcSession:
         """A websocket session when `send` is given, else an HTTP one (no subscriptions)."""
         if send is None:
-            return RpcSession(self, _no_push, subscriptions_allowed=False)
-        return RpcSession(self, send, max_subscriptions=max_subscriptions)
+            return RpcSession(self, _no_push, subscriptions_allowed=False, limits=limits)
+        return RpcSession(self, send, max_subscriptions=max_subscriptions, limits=limits)
 
     def call(self, session: RpcSession, method: str, params: list[Any]) -> Any:
         handler = self.methods.get(method)
         if handler is None:
-            raise RpcError(METHOD_NOT_FOUND, "Method not found", method)
+            raise method_not_found(method)
         try:
             return handler(self, session, params)
         except RpcError:
@@ -484,7 +482,8 @@ class RpcApi:
         except Exception as e:
             # A bug must cost one request, never the connection or the node.
             log.exception("internal error in %s", method)
-            raise RpcError(INTERNAL_ERROR, "Internal error", f"{type(e).__name__}: {e}") from None
+            # The dev chain says what went wrong (it is a development tool, not a service).
+            raise internal_error(f"{type(e).__name__}: {e}") from None
 
     # -- helpers used by handlers --
 

@@ -16,6 +16,8 @@ timestamp_ms, extrinsics, ctx)`, `call_api(state, method, params, ctx=None)`,
   block's plus MinimumPeriod if it was smaller).
 - `call_api(..., ctx)`: TaggedTransactionQueue_validate_transaction needs the chain context.
 - `encode_call(pallet, call, *args)`, `decode_call(data)`: compose/inspect calls by name.
+- `md`: the runtime's metadata parsed by tocw.primitives.metadata, as a client sees it; the
+  runtime decodes extrinsics with it (tocw.chain.extrinsic) and signing helpers build with it.
 - `BlockResult.extrinsic_events(i)`, `.dispatch_error(i)`, `.failure_detail(i)`: what
   happened to extrinsic i (the detail text is for logs; it is not on chain).
 - `DictStorage` (a dict-backed StorageView) and `LocalChain` (this runtime block after block on
@@ -28,6 +30,7 @@ declarations (tocw.chain.pallets), never from a second copy.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -40,13 +43,7 @@ from tocw.chain.errors import (
     RuntimeApiError,
     UnknownRuntimeApiError,
 )
-from tocw.chain.extrinsic import (
-    UncheckedExtrinsic,
-    decode_extrinsic,
-    encode_unsigned_extrinsic,
-    sign_extrinsic,
-    signing_payload,
-)
+from tocw.chain.extrinsic import UncheckedExtrinsic, decode_extrinsic
 from tocw.chain.metadata import encode_metadata
 from tocw.chain.pallets import (
     balances,
@@ -55,6 +52,7 @@ from tocw.chain.pallets import (
     system,
     teerex,
     timestamp,
+    transaction_payment,
 )
 from tocw.chain.pallets.framework import (
     NONE,
@@ -74,17 +72,21 @@ from tocw.chain.pallets.substrate_types import (
     ACCOUNT_INFO_CODEC,
     RUNTIME_CALL,
     RUNTIME_DISPATCH_INFO_T,
-    AddressId,
     DispatchClass,
     DispatchInfo,
     EncodedDispatchError,
-    Era,
     Weight,
     phase_apply_extrinsic,
 )
 from tocw.primitives.errors import ScaleDecodeError, ScaleEncodeError
+from tocw.primitives.extrinsic import (
+    build_signed_extrinsic,
+    build_unsigned_extrinsic,
+    signed_payload,
+)
 from tocw.primitives.header import Header, extrinsics_root
 from tocw.primitives.keys import Keypair, verify_multi
+from tocw.primitives.metadata import IMMORTAL_ERA, Era, RuntimeMetadata
 from tocw.primitives.scale import (
     U32,
     U64,
@@ -125,6 +127,7 @@ PALLETS: tuple[PalletDef, ...] = (
     teerex.PALLET,
     enclave_bridge.PALLET,
     sudo.PALLET,
+    transaction_payment.PALLET,
 )
 
 TRANSACTION_LONGEVITY_MAX = (1 << 64) - 1
@@ -374,6 +377,18 @@ class _BlockBuilder:
 # --- the runtime --------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=16)
+def _metadata(config: RuntimeConfig) -> tuple[bytes, RuntimeMetadata]:
+    """The runtime's metadata, encoded and parsed. A pure function of the config (the pallets
+    are fixed): encoding and parsing take a few hundred ms, so runtimes with equal configs share
+    the result (tests and LocalChain make many). The parsed metadata is compiled up front, so
+    runtimes on different threads can share it (RuntimeMetadata.compile_all)."""
+    raw = encode_metadata(PALLETS, config)
+    md = RuntimeMetadata.from_bytes(raw)
+    md.compile_all()
+    return raw, md
+
+
 class Runtime:
     """The dev chain runtime (see the module docstring for the node-facing interface)."""
 
@@ -383,7 +398,6 @@ class Runtime:
         self.pallets = PALLETS
         self.pallet_indices = {p.name: i for i, p in enumerate(self.pallets)}
         self.call_codec = RuntimeCallCodec(self.pallets)
-        self._metadata: bytes | None = None
         self._timestamp_index = self.pallet_indices[timestamp.NAME]
 
     # -- static information --
@@ -393,9 +407,14 @@ class Runtime:
 
     def metadata(self) -> bytes:
         """SCALE(MetadataVersioned V14): state_getMetadata, Metadata_metadata_at_version(14)."""
-        if self._metadata is None:
-            self._metadata = encode_metadata(self.pallets, self.config)
-        return self._metadata
+        return _metadata(self.config)[0]
+
+    @property
+    def md(self) -> RuntimeMetadata:
+        """This runtime's metadata as clients see it: `metadata()` parsed by
+        tocw.primitives.metadata. The runtime decodes submissions and builds its inherent with
+        it (tocw.chain.extrinsic says why)."""
+        return _metadata(self.config)[1]
 
     def properties(self) -> dict[str, Any]:
         return {
@@ -436,8 +455,8 @@ class Runtime:
         return system.account_nonce(state, account_id)
 
     def fee(self, length: int) -> int:
-        """The fee of an extrinsic of `length` bytes, tip excluded."""
-        return self.config.transaction_base_fee + self.config.transaction_byte_fee * length
+        """The fee of a signed extrinsic of `length` bytes, tip excluded."""
+        return transaction_payment.inclusion_fee(self.config, length)
 
     # -- transaction validity --
 
@@ -471,7 +490,7 @@ class Runtime:
             raise InvalidTransactionError(
                 "ExhaustsResources", f"{len(raw)} bytes exceed the block length limit"
             )
-        xt = decode_extrinsic(raw)
+        xt = decode_extrinsic(self.md, raw)
         call = self.decode_call(xt.call_data)
         if call.definition.dispatch_class is DispatchClass.Mandatory:
             raise InvalidTransactionError(
@@ -482,11 +501,12 @@ class Runtime:
                 "NoUnsignedValidator", f"unsigned {call.name} is not accepted"
             )
         assert xt.extra is not None and xt.signature is not None
-        if not isinstance(xt.address, AddressId):
+        if xt.signer is None:
             raise InvalidTransactionError(
-                "CannotLookup", f"{type(xt.address).__name__}: only MultiAddress::Id is supported"
+                "CannotLookup",
+                f"MultiAddress::{xt.address_kind}: only MultiAddress::Id is supported",
             )
-        sender = xt.address.account
+        sender = xt.signer
         era = xt.extra.era
         birth_hash = self._birth_hash(state, era, current, ctx)
         if birth_hash is None:
@@ -518,7 +538,8 @@ class Runtime:
         why = balances.can_withdraw_fee(state, sender, total, self.config.existential_deposit)
         if why:
             raise InvalidTransactionError("Payment", why)
-        longevity = TRANSACTION_LONGEVITY_MAX if era.is_immortal else era.death(current) - current
+        death = era.death(current)
+        longevity = TRANSACTION_LONGEVITY_MAX if death is None else death - current
         return _Checked(
             xt, call, sender, nonce, xt.extra.tip, fee, weight, longevity, account_nonce
         )
@@ -544,14 +565,17 @@ class Runtime:
         self, xt: UncheckedExtrinsic, sender: bytes, birth_hash: bytes, ctx: ChainContext
     ) -> bool:
         assert xt.signature is not None
-        payload = signing_payload(
-            xt.call_data,
-            xt.extra_data,
-            spec_version=self.version.spec_version,
-            transaction_version=self.version.transaction_version,
-            genesis_hash=ctx.genesis_hash,
-            birth_hash=birth_hash,
+        # The "additional signed" data of this runtime's extensions, in their order:
+        # CheckSpecVersion, CheckTxVersion, CheckGenesis, CheckMortality (the others sign none).
+        additional = b"".join(
+            (
+                U32.encode(self.version.spec_version),
+                U32.encode(self.version.transaction_version),
+                ctx.genesis_hash,
+                birth_hash,
+            )
         )
+        payload = signed_payload(xt.call_data, xt.extra_data, additional)
         return verify_multi(xt.signature, payload, AccountId(sender))
 
     def _bad_proof_detail(
@@ -559,15 +583,13 @@ class Runtime:
     ) -> str:
         """Say why a signature failed when we can tell: a mortal era that has expired signs
         an older birth block (Substrate only says "bad signature")."""
-        assert xt.extra is not None and isinstance(xt.address, AddressId)
+        assert xt.extra is not None and xt.signer is not None
         era = xt.extra.era
         if not era.is_immortal:
             birth = era.birth(current)
             for earlier in range(birth - era.period, max(-1, birth - 4 * era.period), -era.period):
                 old_hash = self._birth_hash(state, Era(era.period, era.phase), earlier, ctx)
-                if old_hash is not None and self._signature_ok(
-                    xt, xt.address.account, old_hash, ctx
-                ):
+                if old_hash is not None and self._signature_ok(xt, xt.signer, old_hash, ctx):
                     return (
                         f"the mortal era born at #{earlier} expired at "
                         f"#{earlier + era.period} (current block #{current})"
@@ -644,7 +666,7 @@ class Runtime:
         info = DispatchInfo(weight, DispatchClass.Mandatory, call.definition.pays_fee)
         env.deposit_event(system.EV_EXTRINSIC_SUCCESS, info)
         self._record(block, env.events, 0)
-        return encode_unsigned_extrinsic(call_data), now
+        return build_unsigned_extrinsic(self.md, call_data), now
 
     def _fits(self, block: _BlockBuilder, checked: _Checked, length: int) -> bool:
         if block.normal_length + length > system.MAX_NORMAL_LENGTH:
@@ -669,6 +691,8 @@ class Runtime:
         if paid:
             env.deposit_event(balances.EV_WITHDRAW, sender, paid)
         error = env.dispatch(checked.call, Signed(sender))
+        # ChargeTransactionPayment::post_dispatch, whether the call failed or not.
+        env.deposit_event(transaction_payment.EV_TRANSACTION_FEE_PAID, sender, paid, checked.tip)
         definition = checked.call.definition
         dispatch_info = DispatchInfo(checked.weight, definition.dispatch_class, definition.pays_fee)
         if error is None:
@@ -787,7 +811,7 @@ class Runtime:
         """RuntimeDispatchInfo of an extrinsic; its signature is not checked (clients estimate
         fees with a dummy one), and unsigned extrinsics pay nothing, as Substrate."""
         uxt, length = self._split_uxt(params)
-        xt = decode_extrinsic(uxt)
+        xt = decode_extrinsic(self.md, uxt)
         call = self.decode_call(xt.call_data)
         weight = call_weight(call) + system.BASE_EXTRINSIC_WEIGHT
         fee = self.fee(length) if xt.is_signed else 0
@@ -798,7 +822,7 @@ class Runtime:
     ) -> bytes:
         """FeeDetails { inclusion_fee: Option<InclusionFee>, tip }."""
         uxt, length = self._split_uxt(params)
-        xt = decode_extrinsic(uxt)
+        xt = decode_extrinsic(self.md, uxt)
         self.decode_call(xt.call_data)
         if xt.extra is None:
             return b"\x00" + _u128(0)
@@ -933,14 +957,15 @@ class LocalChain:
         birth_hash = None
         if era is not None and not era.is_immortal:
             birth_hash = self.block_hash(era.birth(self.number + 1))
-        return sign_extrinsic(
-            keypair,
+        return build_signed_extrinsic(
+            self.runtime.md,
             call,
+            keypair,
             nonce=nonce,
             genesis_hash=self.genesis_hash,
             spec_version=self.runtime.version.spec_version,
             transaction_version=self.runtime.version.transaction_version,
-            era=era,
+            era=IMMORTAL_ERA if era is None else era,
             birth_hash=birth_hash,
             tip=tip,
         )

@@ -29,7 +29,13 @@ from websockets.protocol import CLOSED, OPEN
 from websockets.server import ServerProtocol
 
 from tocw.chain.errors import ChainError
-from tocw.chain.rpc_methods import RpcApi, RpcSession, oversized_request_response
+from tocw.chain.rpc_methods import (
+    MAX_BATCH_LEN,
+    RpcApi,
+    RpcSession,
+    oversized_request_response,
+)
+from tocw.rpc.messages import Limits
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +50,8 @@ READ_CHUNK: Final = 256 * 1024
 
 
 class ServerError(ChainError):
-    """Errors of the RPC transport.
-
-    ServerError            the server cannot start (e.g. the port is taken)
-    └── BadRequestError    a request head that is not HTTP/1.x
-    """
+    """The RPC server cannot start (e.g. the port is taken); the root of the transport's errors
+    (the package's tree is in tocw.chain.errors)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +128,9 @@ class RpcServer:
         self.host = host
         self.requested_port = port
         self.max_message_size = max_message_size
+        # Frames reach the JSON-RPC parser already size-checked (Content-Length, websockets'
+        # max_size); its own limit is the same one, so both layers give the same answer.
+        self.limits = Limits(max_size=max_message_size, max_batch=MAX_BATCH_LEN)
         self.max_pending_write = max_pending_write
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
@@ -304,7 +310,7 @@ class RpcServer:
                 payload = await reader.readexactly(length)
         except TimeoutError:
             return False
-        session = self.api.session(None)
+        session = self.api.session(None, limits=self.limits)
         replies = session.handle(payload)
         body = replies[0].encode() if replies else b""
         writer.write(http_response(200, "OK", body, close=not keep_alive))
@@ -338,7 +344,7 @@ class _WebSocketConnection:
         if response.status_code != 101:
             return
         self.server.websockets.add(self)
-        self.session = self.server.api.session(self.send_text)
+        self.session = self.server.api.session(self.send_text, limits=self.server.limits)
         try:
             await self._read_loop()
         finally:

@@ -47,25 +47,19 @@ GRANDPA_ENGINE_ID: Final = b"FRNK"
 
 
 class StoreError(ChainError):
-    """Errors of the block and state store.
-
-    StoreError
-    ├── UnknownBlockError      no block with that hash
-    ├── StateDiscardedError    the block is known but its state left the retained window
-    └── CorruptStoreError      the database contradicts itself (e.g. state vs state root)
-    """
+    """Errors of the block and state store (the package's tree is in tocw.chain.errors)."""
 
 
 class UnknownBlockError(StoreError):
-    pass
+    """No block with that hash."""
 
 
 class StateDiscardedError(StoreError):
-    pass
+    """The block is known but its state left the retained window."""
 
 
 class CorruptStoreError(StoreError):
-    pass
+    """The database contradicts itself (e.g. a state against its state root)."""
 
 
 @dataclass(frozen=True, slots=True)

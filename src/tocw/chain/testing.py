@@ -35,13 +35,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tocw.chain.extrinsic import sign_extrinsic
+from tocw.chain.errors import ChainError
 from tocw.chain.node import CHAIN_NAME, Chain, DevNode, ImportedBlock, NodeConfig
-from tocw.chain.pallets.substrate_types import AddressId
 from tocw.chain.rpc_methods import NodeInfo, RpcApi, RpcSession, SubscriptionHub
 from tocw.chain.runtime import Runtime
 from tocw.chain.storage import DEFAULT_STATE_WINDOW, ChainStore
+from tocw.primitives.extrinsic import build_signed_extrinsic
 from tocw.primitives.keys import Keypair
+from tocw.primitives.metadata import Variant
 
 T = TypeVar("T")
 
@@ -50,7 +51,7 @@ STOP_TIMEOUT = 15.0
 _POLL = 0.05
 
 
-class DevChainStartError(RuntimeError):
+class DevChainStartError(ChainError, RuntimeError):
     """The dev chain did not come up; the message carries its output."""
 
 
@@ -325,15 +326,18 @@ class RpcHarness:
 def signed_transfer(
     chain: Chain, sender: Keypair, dest: bytes, value: int, nonce: int | None = None
 ) -> bytes:
-    """A signed (immortal) Balances.transfer for `chain`, as a client would submit it; the
-    nonce defaults to the sender's next index (pool included)."""
+    """A signed (immortal) Balances.transfer for `chain`, as a client would submit it: composed
+    and signed from the metadata the chain serves, by the builder the worker uses. The nonce
+    defaults to the sender's next index (pool included)."""
     runtime = chain.runtime
     if nonce is None:
         nonce = chain.account_next_index(sender.public_key)
-    call = runtime.encode_call("Balances", "transfer", AddressId(dest), value)
-    return sign_extrinsic(
-        sender,
+    md = runtime.md
+    call = md.encode_call("Balances", "transfer", {"dest": Variant("Id", dest), "value": value})
+    return build_signed_extrinsic(
+        md,
         call,
+        sender,
         nonce=nonce,
         genesis_hash=chain.genesis_hash,
         spec_version=runtime.version.spec_version,

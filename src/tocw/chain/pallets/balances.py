@@ -292,17 +292,6 @@ def can_withdraw_fee(state: StorageView, who: bytes, fee: int, existential_depos
     return ""
 
 
-def withdraw_fee(env: CallEnv, who: bytes, fee: int) -> None:
-    """Take a transaction fee (burnt). Validation has checked `can_withdraw_fee`."""
-    if fee == 0:
-        return
-    info = system.load_account(env.state, who)
-    info.free -= fee
-    system.store_account(env.state, who, info)
-    _add_issuance(env.state, -fee)
-    env.deposit_event(EV_WITHDRAW, who, fee)
-
-
 def endow(state: StorageView, who: bytes, amount: int) -> None:
     """Genesis: create an account holding `amount` (no events: there is no block yet)."""
     info = system.load_account(state, who)

@@ -3,7 +3,8 @@ pallet_balances) as `TypeInfo`, with their Python values and fast codecs.
 
 Paths are spelled exactly as in polkadot-v0.9.42 metadata (notes/substrate-compat.md): client
 libraries pick special decoders by path (AccountId32, MultiAddress, Era, EventRecord, ...).
-Values that sit on the hot path (AccountInfo, Era, DispatchInfo) have hand-written codecs.
+Values that sit on the hot path (AccountInfo, DispatchInfo) have hand-written codecs. Era's value
+and codec are tocw.primitives.metadata's; only its scale-info shape is declared here.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from tocw.chain.pallets.scaleinfo import (
 )
 from tocw.primitives.errors import ScaleDecodeError, ScaleEncodeError
 from tocw.primitives.keys import MULTI_SIGNATURE_CODEC
+from tocw.primitives.metadata import ERA_CODEC
 from tocw.primitives.scale import Codec, Reader
 
 # The outer enums, supplied by the runtime (tocw.chain.runtime) from its pallet list.
@@ -150,69 +152,9 @@ MULTI_SIGNER_T = VariantType(
 )
 
 # --- Era ----------------------------------------------------------------------------------------
+# The value and its two-byte codec are tocw.primitives.metadata's (clients and the runtime share
+# one implementation of Era::mortal, birth and death); this is only its scale-info shape.
 
-
-@dataclass(frozen=True, slots=True)
-class Era:
-    """sp_runtime::generic::Era. period 0 = immortal; otherwise a power of two in [4, 65536]."""
-
-    period: int = 0
-    phase: int = 0
-
-    @property
-    def is_immortal(self) -> bool:
-        return self.period == 0
-
-    @classmethod
-    def mortal(cls, period: int, current: int) -> Era:
-        """Era::mortal: the period rounded up to a power of two in [4, 65536], the phase
-        quantized as Substrate does so that it fits the two-byte encoding."""
-        period = max(4, min(1 << 16, 1 << max(0, period - 1).bit_length()))
-        phase = current % period
-        quantize = max(period >> 12, 1)
-        return cls(period, phase // quantize * quantize)
-
-    def birth(self, current: int) -> int:
-        if self.is_immortal:
-            return 0
-        return (max(current, self.phase) - self.phase) // self.period * self.period + self.phase
-
-    def death(self, current: int) -> int:
-        if self.is_immortal:
-            return (1 << 64) - 1
-        return self.birth(current) + self.period
-
-
-class _EraCodec(Codec[Era]):
-    def encode_into(self, value: Era, out: bytearray) -> None:
-        if value.is_immortal:
-            out.append(0)
-            return
-        period, phase = value.period, value.phase
-        if period < 4 or period > 1 << 16 or period & (period - 1) or phase >= period:
-            raise ScaleEncodeError(f"invalid mortal era {value}")
-        quantize = max(period >> 12, 1)
-        low = min(15, max(1, (period & -period).bit_length() - 2))
-        encoded = low | ((phase // quantize) << 4)
-        out += encoded.to_bytes(2, "little")
-
-    def read(self, r: Reader) -> Era:
-        first = r.read_byte()
-        if first == 0:
-            return Era()
-        encoded = first | (r.read_byte() << 8)
-        period = 2 << (encoded % (1 << 4))
-        quantize = max(period >> 12, 1)
-        phase = (encoded >> 4) * quantize
-        if period < 4 or phase >= period:
-            raise ScaleDecodeError("invalid period and phase in mortal era")
-        return Era(period, phase)
-
-    def __repr__(self) -> str:
-        return "Era"
-
-
-ERA_CODEC = _EraCodec()
 ERA_T = VariantType(
     ["sp_runtime", "generic", "era", "Era"],
     [VariantDef("Immortal", 0)]
