@@ -11,13 +11,14 @@ import sys
 from collections.abc import Callable, Sequence
 
 from tocw import __version__
-from tocw.cli import chain, demo
+from tocw.cli import chain, demo, worker
 
 Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
 COMMAND_GROUPS: dict[str, Registrar] = {
     "chain": chain.register,
     "demo": demo.register,
+    "worker": worker.register,
 }
 
 
