@@ -295,3 +295,25 @@ def test_indirect_calls_public_getter_through_invoke_not_executed(world: World) 
     [(_, report)] = imported.reports
     assert not report.executed
     assert "indirect_call" in str(report.error)
+
+
+def test_enclave_registers_and_configures_its_shard_on_chain(world: World) -> None:
+    """register_sgx_enclave (Skip) and update_shard_config, both composed and signed in the
+    enclave, apply on the real runtime and leave the registry and shard config in storage."""
+    enclave = world.enclave
+    account = bytes(enclave.signer_account())
+    fund = world.xt(
+        ALICE, "Balances", "transfer", {"dest": Variant("Id", account), "value": 10**15}
+    )
+    world.import_(world.produce(fund))
+    world.enclave.set_nonce(world.chain.account_next_index(account))
+    register = enclave.register_enclave_extrinsic("wss://127.0.0.1:2000")
+    config = enclave.shard_config_extrinsic(world.shard)
+    world.import_(world.produce(register, config))
+    state = world.chain.state()
+    entry = state.get(world.md.storage_key("Teerex", "SovereignEnclaves", account))
+    assert entry is not None
+    raw = state.get(world.md.storage_key("EnclaveBridge", "ShardConfigRegistry", world.shard))
+    assert raw is not None
+    stored = world.md.decode_storage("EnclaveBridge", "ShardConfigRegistry", raw)
+    assert stored["active_config"]["enclave_fingerprint"] == bytes(enclave.mrenclave())

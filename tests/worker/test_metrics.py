@@ -8,6 +8,7 @@ import http.client
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tocw.enclave.errors import ParentchainExtrinsicFailedError
 from tocw.primitives.errors import InvalidCiphertextError, ScaleDecodeError
 from tocw.stf.errors import (
     BadOriginError,
@@ -15,6 +16,7 @@ from tocw.stf.errors import (
     InvalidSignatureError,
     NonceMismatchError,
     OperationDecodeError,
+    UnsupportedOperationError,
     WrongShardError,
 )
 from tocw.worker.metrics import (
@@ -139,6 +141,8 @@ def test_metrics_registries_are_per_worker() -> None:
         (WrongShardError("shard"), "wrong_shard"),
         (BadOriginError("root"), "bad_origin"),
         (OperationDecodeError("op"), "undecodable"),
+        (UnsupportedOperationError("getter via invoke"), "undecodable"),
+        (ParentchainExtrinsicFailedError("failed on chain"), "extrinsic_failed"),
         (ScaleDecodeError("bytes"), "undecodable"),
         (InsufficientBalanceError("poor"), "dispatch_failed"),
         (RuntimeError("?"), "other"),

@@ -53,6 +53,7 @@ from tocw.enclave.extrinsics import (
     register_enclave_call,
     sign_calls,
     unshield_funds_call,
+    update_shard_config_call,
 )
 from tocw.enclave.indirect_calls import (
     BlockContext,
@@ -189,6 +190,8 @@ class EnclaveApi(Protocol):
     def state_root(self, shard: ShardId) -> StateRootInfo: ...
 
     def register_enclave_extrinsic(self, worker_url: str | None) -> bytes: ...
+
+    def shard_config_extrinsic(self, shard: ShardId) -> bytes: ...
 
     def provisioning_server_session(
         self, *, collateral: bytes | str | None = None, now: int | None = None
@@ -792,6 +795,15 @@ class Enclave:
         attestation = self.attestation()
         with self._lock:
             [extrinsic] = self._sign([register_enclave_call(attestation, worker_url)])
+            assert self._nonce is not None
+            self._nonce += 1
+            return extrinsic
+
+    def shard_config_extrinsic(self, shard: ShardId) -> bytes:
+        """EnclaveBridge.update_shard_config declaring this enclave's MRENCLAVE as the shard's
+        fingerprint, signed with the next nonce (the first worker of a shard sends it)."""
+        with self._lock:
+            [extrinsic] = self._sign([update_shard_config_call(shard, self._mrenclave)])
             assert self._nonce is not None
             self._nonce += 1
             return extrinsic

@@ -85,6 +85,25 @@ def unshield_funds_call(effect: UnshieldEffect) -> ChainCall:
     )
 
 
+def update_shard_config_call(shard: ShardId, mrenclave: bytes) -> ChainCall:
+    """EnclaveBridge.update_shard_config making this enclave's MRENCLAVE the shard's
+    fingerprint (no instance limit, no authorities, not in maintenance), effective at once."""
+    return ChainCall(
+        ENCLAVE_BRIDGE,
+        "update_shard_config",
+        {
+            "shard": bytes(shard),
+            "shard_config": {
+                "enclave_fingerprint": bytes(mrenclave),
+                "max_instances": None,
+                "authorities": None,
+                "maintenance_mode": False,
+            },
+            "enactment_delay": 0,
+        },
+    )
+
+
 def register_enclave_call(attestation: Attestation, worker_url: str | None) -> ChainCall:
     """Teerex.register_sgx_enclave for this enclave's evidence.
 

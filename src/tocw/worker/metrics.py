@@ -33,6 +33,7 @@ from typing import Final
 from prometheus_client import CollectorRegistry, Counter, Gauge, Info, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from tocw.enclave.errors import ParentchainExtrinsicFailedError
 from tocw.primitives.errors import InvalidCiphertextError, PrimitivesError
 from tocw.stf.errors import (
     BadOriginError,
@@ -41,6 +42,7 @@ from tocw.stf.errors import (
     NonceExhaustedError,
     NonceMismatchError,
     OperationDecodeError,
+    UnsupportedOperationError,
     WrongShardError,
 )
 
@@ -51,7 +53,8 @@ OTHER_REASON: Final = "other"
 # Why an indirect call was skipped or failed; the worker logs the detail, the metric counts the
 # kind (PROTOCOL.md execution rules, ISSUE "Sync loop").
 INDIRECT_CALL_FAILURE_REASONS: Final = (
-    "undecodable",  # the extrinsic, the plaintext or the operation does not decode
+    "undecodable",  # the extrinsic, the plaintext or the operation does not decode, or it is
+    # not an indirect_call (a getter or direct call sent through invoke)
     "bad_ciphertext",  # not a valid RSA-OAEP ciphertext for the shielding key
     "bad_signature",
     "bad_nonce",
@@ -83,12 +86,13 @@ def failure_reason(error: BaseException | None) -> str:
         return OTHER_REASON
     # Order matters: specific kinds before their bases.
     table: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], str], ...] = (
+        (ParentchainExtrinsicFailedError, "extrinsic_failed"),
         (InvalidCiphertextError, "bad_ciphertext"),
         (InvalidSignatureError, "bad_signature"),
         ((NonceMismatchError, NonceExhaustedError), "bad_nonce"),
         (WrongShardError, "wrong_shard"),
         (BadOriginError, "bad_origin"),
-        (OperationDecodeError, "undecodable"),
+        ((OperationDecodeError, UnsupportedOperationError), "undecodable"),
         (DispatchError, "dispatch_failed"),
         (PrimitivesError, "undecodable"),
     )
