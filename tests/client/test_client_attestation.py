@@ -12,21 +12,17 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from tocw.client.attestation import (
-    ATTESTATION_CODEC,
-    Attestation,
     WorkerIdentity,
     decode_attestation,
-    key_binding,
     tls_public_key_der,
     verify_worker,
 )
 from tocw.client.errors import AttestationError, InsecureEvidenceError, MrenclaveMismatchError
-from tocw.enclave.attestation import ATTESTATION_CODEC as ENCLAVE_ATTESTATION_CODEC
-from tocw.enclave.attestation import Attestation as EnclaveAttestation
 from tocw.enclave.keys import TlsIdentity
 from tocw.primitives.keys import Keypair, KeyScheme
 from tocw.primitives.shielding import ShieldingKey
 from tocw.primitives.types import MrEnclave
+from tocw.tee.attestation import Attestation, key_binding
 from tocw.tee.base import TeeKind
 from tocw.tee.sim import SimBackend
 
@@ -178,20 +174,6 @@ def test_attestation_dcap_quote_verified_then_binding_checked(enclave: Enclave) 
         )
     with pytest.raises(AttestationError, match="collateral"):
         _verify(worker, now=expected["verify_at_unix"])
-
-
-def test_attestation_codec_matches_the_enclave() -> None:
-    """The client's decoder reads exactly what the enclave's encoder writes, and back."""
-    value = EnclaveAttestation(TeeKind.SGX_DCAP, MrEnclave(b"\x01" * 32), b"\x02" * 64, b"quote")
-    raw = ENCLAVE_ATTESTATION_CODEC.encode(value)
-    decoded = decode_attestation(raw)
-    assert (decoded.tee_kind, decoded.mrenclave, decoded.report_data, decoded.evidence) == (
-        value.tee_kind,
-        value.mrenclave,
-        value.report_data,
-        value.evidence,
-    )
-    assert ATTESTATION_CODEC.encode(decoded) == raw
 
 
 def test_attestation_garbage_is_attestation_error() -> None:

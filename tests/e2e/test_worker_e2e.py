@@ -43,7 +43,6 @@ from substrateinterface import Keypair as L1Keypair
 from substrateinterface import SubstrateInterface
 
 from tocw.chain.testing import start_dev_chain, stop_process
-from tocw.enclave.attestation import ATTESTATION_CODEC, check_binding
 from tocw.enclave.trusted_rpc import STATE_ROOT_CODEC, decode_result
 from tocw.primitives.hashing import trusted_calls_merkle_root
 from tocw.primitives.keys import Keypair
@@ -67,6 +66,7 @@ from tocw.primitives.trusted import (
 )
 from tocw.primitives.types import Balance, MrEnclave, Nonce, ShardId
 from tocw.rpc.client import RpcClient, pinned_certificate_context
+from tocw.tee.attestation import ATTESTATION_CODEC, check_binding
 
 pytestmark = pytest.mark.e2e
 

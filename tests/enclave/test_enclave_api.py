@@ -10,7 +10,6 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from tocw.enclave.api import Enclave
-from tocw.enclave.attestation import ATTESTATION_CODEC, check_binding
 from tocw.enclave.errors import (
     BlockNumberMismatchError,
     EnclaveUsageError,
@@ -54,6 +53,7 @@ from tocw.primitives.trusted import (
 from tocw.primitives.types import AccountId, Balance, BlockHash, BlockNumber, Nonce, ShardId
 from tocw.stf.modules.balances import parentchain_now
 from tocw.stf.state import State
+from tocw.tee.attestation import ATTESTATION_CODEC, check_binding
 from tocw.tee.sim import SimBackend
 from tocw.tee.verify import verify_evidence
 

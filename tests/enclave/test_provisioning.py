@@ -21,7 +21,6 @@ from tocw.chain.runtime import Runtime
 from tocw.chain.storage import ChainStore
 from tocw.chain.testing import signed_transfer
 from tocw.enclave.api import Enclave
-from tocw.enclave.attestation import check_binding
 from tocw.enclave.errors import EnclaveUsageError, MissingSealedKeyError
 from tocw.enclave.extrinsics import ParentchainInfo
 from tocw.enclave.keys import (
@@ -59,6 +58,7 @@ from tocw.primitives.metadata import RuntimeMetadata
 from tocw.primitives.scale import U8, Bytes, FixedBytes, Tuple
 from tocw.primitives.shielding import ShieldingKey
 from tocw.primitives.types import BlockHash, BlockNumber, MrEnclave, ShardId
+from tocw.tee.attestation import check_binding
 from tocw.tee.base import Evidence, TeeBackend
 from tocw.worker.sealed_store import DirectorySealedStore
 

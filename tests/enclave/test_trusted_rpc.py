@@ -15,7 +15,6 @@ from cryptography.hazmat.primitives import serialization
 
 from tocw import __version__
 from tocw.enclave.api import Enclave
-from tocw.enclave.attestation import ATTESTATION_CODEC, check_binding
 from tocw.enclave.errors import UnknownShardError
 from tocw.enclave.indirect_calls import (
     BlockContext,
@@ -60,6 +59,7 @@ from tocw.rpc.errors import DuplicateMethodError
 from tocw.stf.modules.auction import AUCTION_PAGE, AuctionCreate, list_auctions
 from tocw.stf.state import State
 from tocw.stf.types import RpcMethodSpec, StfModule
+from tocw.tee.attestation import ATTESTATION_CODEC, check_binding
 from tocw.tee.base import TeeKind
 from tocw.worker.sealed_store import DirectorySealedStore
 

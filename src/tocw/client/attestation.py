@@ -17,7 +17,7 @@ What is verified (ARCHITECTURE.md "Attestation binding"):
 4. report_data[0..32] is the enclave's signer (its parentchain account), returned so that a
    caller can match it with the Teerex registry.
 
-The Attestation wire struct is the enclave's (tocw.enclave.attestation); the client layer may
+The Attestation wire struct is the enclave's (tocw.tee.attestation); the client layer may
 not import the enclave, so its decoder is declared again here, field for field, and a test
 checks that both agree.
 """
@@ -25,7 +25,6 @@ checks that both agree.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from dataclasses import dataclass
 from typing import Final, Protocol
@@ -39,10 +38,15 @@ from tocw.client.errors import (
     MrenclaveMismatchError,
 )
 from tocw.primitives.errors import PrimitivesError
-from tocw.primitives.scale import H256, Bytes, Codec, FixedBytes, Mapped, struct
 from tocw.primitives.shielding import ShieldingPublicKey
 from tocw.primitives.types import AccountId, MrEnclave
-from tocw.tee.base import TEE_KIND_CODEC, Evidence, TeeKind
+from tocw.tee.attestation import (
+    ATTESTATION_CODEC,
+    SIGNER_PUBLIC_KEY_LEN,
+    Attestation,
+    key_binding,
+)
+from tocw.tee.base import TeeKind
 from tocw.tee.errors import (
     EvidenceError,
     MeasurementMismatchError,
@@ -50,34 +54,10 @@ from tocw.tee.errors import (
 )
 from tocw.tee.verify import DEFAULT_ACCEPTED_STATUSES, verify_evidence
 
-REPORT_DATA_LEN: Final = 64
-SIGNER_LEN: Final = 32
 SIM_WARNING: Final = (
     "WARNING: NOT SECURE: the worker runs the simulated TEE (sim); its attestation proves "
     "nothing, anyone could have produced it. Accepted only because attestation checks were "
     "explicitly skipped (--insecure-skip-attestation): use this for development only."
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Attestation:
-    """`tocw_getAttestation`: the enclave's evidence and what it claims to bind."""
-
-    tee_kind: TeeKind
-    mrenclave: MrEnclave
-    report_data: bytes
-    evidence: bytes
-
-    def to_evidence(self) -> Evidence:
-        return Evidence(self.tee_kind, self.evidence)
-
-
-ATTESTATION_CODEC: Codec[Attestation] = struct(
-    Attestation,
-    tee_kind=TEE_KIND_CODEC,
-    mrenclave=Mapped(H256, MrEnclave, bytes),
-    report_data=FixedBytes(REPORT_DATA_LEN),
-    evidence=Bytes,
 )
 
 
@@ -125,11 +105,6 @@ def tls_public_key_der(certificate_der: bytes) -> bytes:
     except ValueError as e:
         raise AttestationError(f"the worker's TLS certificate does not parse: {e}") from None
     return cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-
-
-def key_binding(shielding_key_json: str, tls_public_key: bytes) -> bytes:
-    """sha256(shielding-key JSON (UTF-8, as served) ‖ TLS SubjectPublicKeyInfo DER)."""
-    return hashlib.sha256(shielding_key_json.encode("utf-8") + bytes(tls_public_key)).digest()
 
 
 def decode_attestation(raw: bytes) -> Attestation:
@@ -203,7 +178,7 @@ async def verify_worker(
         )
     report_data = verified.report_data
     expected = key_binding(key_json, tls_public_key_der(worker.certificate))
-    if report_data[SIGNER_LEN:] != expected:
+    if report_data[SIGNER_PUBLIC_KEY_LEN:] != expected:
         raise AttestationError(
             f"the attestation of {worker.url} does not bind the shielding key and TLS "
             "certificate it presented (a swapped key or a man in the middle): refusing it"
@@ -212,7 +187,7 @@ async def verify_worker(
         url=worker.url,
         mrenclave=MrEnclave(verified.mrenclave),
         tee_kind=verified.kind,
-        signer=AccountId(report_data[:SIGNER_LEN]),
+        signer=AccountId(report_data[:SIGNER_PUBLIC_KEY_LEN]),
         shielding_key=shielding_key,
         shielding_key_json=key_json,
         certificate=bytes(worker.certificate),

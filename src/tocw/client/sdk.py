@@ -31,12 +31,7 @@ import dcap_qvl
 
 from tocw.client.accounts import Account, resolve_account
 from tocw.client.amounts import Token
-from tocw.client.attestation import (
-    SIM_WARNING,
-    Attestation,
-    WorkerIdentity,
-    verify_worker,
-)
+from tocw.client.attestation import SIM_WARNING, WorkerIdentity, verify_worker
 from tocw.client.calls import (
     TrustedCallBuilder,
     free_balance_getter,
@@ -67,6 +62,7 @@ from tocw.primitives.keys import Keypair
 from tocw.primitives.scale import U32, U128, Codec
 from tocw.primitives.trusted import TrustedCallSigned
 from tocw.primitives.types import AccountId, Balance, MrEnclave, Nonce, ShardId
+from tocw.tee.attestation import Attestation
 from tocw.tee.base import TeeKind
 
 __all__ = [

@@ -24,7 +24,7 @@ from types import TracebackType
 from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
-from tocw.client.attestation import Attestation, decode_attestation
+from tocw.client.attestation import decode_attestation
 from tocw.client.errors import ClientTimeoutError, WorkerConnectionError, WorkerRequestError
 from tocw.primitives.errors import PrimitivesError
 from tocw.primitives.scale import H256, U32, Bytes, Codec, Option, Str, Tuple
@@ -55,6 +55,7 @@ from tocw.rpc.errors import (
     RpcConnectionError,
     RpcTimeoutError,
 )
+from tocw.tee.attestation import Attestation
 
 DEFAULT_WORKER_URL: Final = "wss://127.0.0.1:2000"
 DEFAULT_TIMEOUT: Final = 30.0

@@ -33,7 +33,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from tocw.enclave.attestation import Attestation, report_data
 from tocw.enclave.errors import (
     EnclaveError,
     EnclaveUsageError,
@@ -106,6 +105,7 @@ from tocw.stf.executor import Stf
 from tocw.stf.registry import build_stf
 from tocw.stf.state import State, StateView
 from tocw.stf.types import DEV_ROOT_ACCOUNT, CallEnv, UnshieldEffect
+from tocw.tee.attestation import Attestation, report_data
 from tocw.tee.base import Evidence, TeeBackend
 from tocw.tee.errors import TeeError
 from tocw.tee.sim import measure_sources

@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tocw.enclave.attestation import Attestation
 from tocw.enclave.errors import ExtrinsicCompositionError
 from tocw.primitives.errors import PrimitivesError
 from tocw.primitives.extrinsic import build_signed_extrinsic
@@ -27,6 +26,7 @@ from tocw.primitives.keys import Keypair
 from tocw.primitives.metadata import RuntimeMetadata, Variant
 from tocw.primitives.types import BlockHash, BlockNumber, ShardId
 from tocw.stf.types import UnshieldEffect
+from tocw.tee.attestation import Attestation
 from tocw.tee.base import TeeKind
 
 TEEREX = "Teerex"

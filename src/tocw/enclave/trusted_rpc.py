@@ -45,7 +45,6 @@ from typing import Any, Final, TypeVar
 
 from tocw import __version__
 from tocw.enclave.api import Enclave
-from tocw.enclave.attestation import ATTESTATION_CODEC
 from tocw.enclave.errors import EnclaveError, EnclaveUsageError
 from tocw.primitives.errors import PrimitivesError
 from tocw.primitives.scale import H256, U32, Bytes, Option, Str, Tuple
@@ -56,6 +55,7 @@ from tocw.rpc.errors import DuplicateMethodError, invalid_params
 from tocw.rpc.messages import Limits
 from tocw.stf.errors import StfError
 from tocw.stf.types import RpcMethodSpec
+from tocw.tee.attestation import ATTESTATION_CODEC
 
 T = TypeVar("T")
 

@@ -1,4 +1,7 @@
-"""Attestation binding: what the enclave's evidence vouches for (ARCHITECTURE.md).
+"""Attestation binding: what an enclave's evidence vouches for (ARCHITECTURE.md).
+
+Lives in tee (not enclave) because both sides need it: the enclave produces it and clients
+(tocw.client, which may not import the enclave) check it.
 
 Owns the 64 bytes of report_data and the `Attestation` wire struct served as
 `tocw_getAttestation`:
