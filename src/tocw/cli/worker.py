@@ -27,7 +27,7 @@ from typing import Any
 
 from tocw.primitives.ss58 import ss58_encode
 from tocw.worker import WorkerError
-from tocw.worker.config import WorkerConfig, WorkerConfigError, load_config
+from tocw.worker.config import PARSERS, WorkerConfig, WorkerConfigError, load_config
 from tocw.worker.service import open_enclave, prepare_data_dir, run_worker
 
 
@@ -87,11 +87,9 @@ def _common_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace) -> WorkerConfig:
-    flags: dict[str, Any] = {}
-    for key, value in vars(args).items():
-        if key in ("func", "command", "worker_command", "config"):
-            continue
-        flags[key] = value
+    # Only the worker's own settings: the client's global options (--json, --keystore, ...)
+    # share the namespace but are not worker configuration.
+    flags = {key: value for key, value in vars(args).items() if key in PARSERS}
     return load_config(flags, config_file=args.config)
 
 
