@@ -578,20 +578,6 @@ def test_worker_e2e_bad_calls_are_skipped(system: System) -> None:
     assert match is not None and float(match.group(1)) >= 5
 
 
-def test_worker_e2e_second_worker_of_existing_shard_refuses(system: System) -> None:
-    """A fresh data dir for a shard that exists on chain refuses to start (key provisioning is
-    not there yet), before it pays a fee or registers."""
-    worker = spawn_worker(system.root, "second", system.url, system.root / "second-data")
-    try:
-        code = worker.proc.wait(START_TIMEOUT)
-    finally:
-        stop_process(worker.proc)
-    assert code == 1
-    stderr = worker.stderr()
-    assert "already exists on chain" in stderr and "provisioning" in stderr, stderr
-    assert "registering the enclave" not in stderr and "--dev: funding" not in stderr
-
-
 # --- recovery ------------------------------------------------------------------------------------
 
 

@@ -64,6 +64,7 @@ from tocw.enclave.indirect_calls import (
 from tocw.enclave.keys import (
     EnclaveKeys,
     NoShieldingKeyError,
+    create_shielding_key,
     load_or_create_keys,
     store_shielding_key,
 )
@@ -155,6 +156,8 @@ class EnclaveApi(Protocol):
 
     def has_shielding_key(self) -> bool: ...
 
+    def create_shielding_key(self) -> None: ...
+
     def attestation(self) -> Attestation: ...
 
     def tls_certificate(self) -> bytes: ...
@@ -176,6 +179,8 @@ class EnclaveApi(Protocol):
     def init_shard(
         self, shard: ShardId, creation_block: int, root_account: AccountId = ...
     ) -> None: ...
+
+    def set_confirmations_from(self, shard: ShardId, block_number: int) -> None: ...
 
     def shards(self) -> list[ShardId]: ...
 
@@ -241,6 +246,7 @@ class Enclave:
         self._metadata: RuntimeMetadata | None = None
         self._metadata_stale_after: BlockNumber | None = None
         self._nonce: int | None = None
+        self._confirm_from: dict[ShardId, BlockNumber] = {}
         head = store.head()
         self._lc: LightClientState | None = None
         if head is not None:
@@ -307,7 +313,7 @@ class Enclave:
             enclave._mrenclave.hex(),
             keys.signer.ss58_address,
             ",".join(stf.module_names),
-            "" if keys.shielding is not None else " (no shielding key: waiting for provisioning)",
+            "" if keys.shielding is not None else " (no shielding key yet)",
         )
         return enclave
 
@@ -348,6 +354,22 @@ class Enclave:
     def has_shielding_key(self) -> bool:
         """False while a joining enclave waits for the shard's key."""
         return self._keys.shielding is not None
+
+    def create_shielding_key(self) -> None:
+        """Generate and seal a new shielding key: what the first worker of a new shard does.
+
+        A host opens its enclave without creating one (`create_shielding_key=False`) until it
+        knows whether its shard exists on chain: a worker joining an existing shard must get
+        that shard's key instead (provisioning), never make its own, or clients' ciphertexts
+        would split between two keys. Refuses when the enclave already holds a key.
+        """
+        with self._lock:
+            if self._keys.shielding is not None:
+                raise EnclaveUsageError("this enclave already holds a shielding key")
+            key = create_shielding_key(self._ocall, self._sealer)
+            self._keys = replace(self._keys, shielding=key)
+            self._attestation = None  # it binds the shielding key: make it anew
+        logger.info("shielding key generated and sealed: %s", key.public_key())
 
     def _shielding_key(self) -> ShieldingKey:
         key = self._keys.shielding
@@ -492,6 +514,25 @@ class Enclave:
                     )
             self._store.add_shard(shard, creation_block, None, root_account)
             logger.info("shard 0x%s initialised (creation block %d)", shard.hex(), creation_block)
+
+    def set_confirmations_from(self, shard: ShardId, block_number: int) -> None:
+        """Sign `confirm_processed_parentchain_block` for `shard` only from `block_number` on.
+
+        For a worker that joins a running shard and replays its history: the shard's other
+        workers confirmed those blocks long ago, so confirming them again would only be a storm
+        of late, fee-paying extrinsics (docs/multi-worker.md "Confirmations"). The blocks are
+        still executed and their unshield_funds still sent (the pallet pays each once). Held in
+        memory: the host sets it again at every start. The host could withhold confirmations
+        anyway (it submits them), so trusting it with this costs nothing.
+        """
+        _check_32(shard, "shard")
+        if not isinstance(block_number, int) or not 0 <= block_number <= MAX_U32:
+            raise EnclaveUsageError(f"block number {block_number!r} is not a u32")
+        with self._lock:
+            self._confirm_from[shard] = BlockNumber(block_number)
+        logger.info(
+            "shard 0x%s: confirming parentchain blocks from #%d on", shard.hex(), block_number
+        )
 
     def shards(self) -> list[ShardId]:
         return self._store.shards()
@@ -656,7 +697,7 @@ class Enclave:
                     f"block #{context.number}: executor returned an effect for another shard"
                 )
             calls.append(unshield_funds_call(effect))
-        if result.confirm:
+        if result.confirm and context.number >= self._confirm_from.get(shard, 0):
             calls.append(
                 confirm_processed_block_call(
                     shard, context.hash, context.number, result.trusted_calls_merkle_root()

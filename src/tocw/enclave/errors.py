@@ -19,7 +19,7 @@ EnclaveError
 │   ├── MissingSealedKeyError      a key that was created before is gone (never regenerated)
 │   ├── CorruptKeyError            a blob unseals but does not hold a valid key
 │   ├── NoShieldingKeyError        [keys] a joining enclave has no shielding key yet
-│   └── ShieldingKeyConflictError  [keys] a provisioned key differs from the sealed one
+│   └── ShieldingKeyConflictError  [keys] a second key would replace the sealed one
 ├── ProvisioningError          [provisioning] handing the shielding key between enclaves failed:
 │                              protocol/TLS, peer attestation (measurement, report_data), chain
 │                              proof, peer not registered, giver unavailable, key mismatch,

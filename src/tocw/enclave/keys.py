@@ -18,7 +18,9 @@ A worker joining an existing shard must not generate a shielding key: the shard 
 one, which its other workers provision to it (provisioning.py). `load_or_create_keys(...,
 create_shielding_key=False)` therefore leaves the shielding key absent (`EnclaveKeys.shielding
 is None`) unless one was sealed before, and `store_shielding_key` seals the provisioned key
-once; it never replaces a key the enclave already holds.
+once; it never replaces a key the enclave already holds. A worker host that opens its enclave
+that way before it knows whether its shard exists calls `create_shielding_key` once it knows
+the shard is new.
 
 The TLS private key leaves this module only inside an ssl.SSLContext (see
 `TlsIdentity.server_context`), so the host gets a TLS endpoint, not the key.
@@ -73,7 +75,8 @@ class NoShieldingKeyError(KeyStoreError):
 
 
 class ShieldingKeyConflictError(KeyStoreError):
-    """A provisioned shielding key differs from the one the enclave already holds."""
+    """A second shielding key (provisioned or generated) would replace the one the enclave
+    already holds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +301,18 @@ def load_or_create_keys(
     if not known.issuperset(created):
         _store_manifest(ocall, sealer, known | created)
     return EnclaveKeys(shielding, signer, state_key, tls)
+
+
+def create_shielding_key(ocall: OCallApi, sealer: Sealer) -> ShieldingKey:
+    """Generate a shielding key and seal it (the first worker of a new shard, whose enclave was
+    opened with create_shielding_key=False until the host knew the shard is new). Refuses when
+    a key was ever created or provisioned here: a shard never gets a second key."""
+    known = _load_manifest(ocall, sealer)
+    if _load(ocall, sealer, SHIELDING_KEY_ID, known, ShieldingKey.from_der) is not None:
+        raise ShieldingKeyConflictError("this enclave already holds a shielding key")
+    key = ShieldingKey.generate()
+    store_shielding_key(ocall, sealer, key)
+    return key
 
 
 def store_shielding_key(ocall: OCallApi, sealer: Sealer, key: ShieldingKey) -> None:

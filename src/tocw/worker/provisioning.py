@@ -32,7 +32,12 @@ from typing import Final, Protocol
 from urllib.parse import urlsplit
 
 from tocw.enclave.errors import EnclaveError
-from tocw.enclave.provisioning import ChainProofRequest, ProvisioningSession, RegistryProof
+from tocw.enclave.provisioning import (
+    ChainProofRequest,
+    ProvisioningProtocolError,
+    ProvisioningSession,
+    RegistryProof,
+)
 from tocw.parentchain.client import ReadProof
 from tocw.primitives.errors import PrimitivesError
 from tocw.primitives.grandpa import GRANDPA_ENGINE_ID
@@ -56,7 +61,18 @@ _READ_SIZE: Final = 64 * 1024
 
 
 class ProvisioningFailedError(WorkerError):
-    """No candidate giver provisioned the shielding key."""
+    """No candidate giver provisioned the shielding key.
+
+    failures: each candidate tried and what ended its attempt (the session's typed error, or
+    the OSError/TimeoutError of the connection), so a caller can tell "retry later" (the giver
+    cannot see our registration yet, is unreachable) from "never" (it runs other code).
+    """
+
+    def __init__(
+        self, message: str, failures: Sequence[tuple[GiverEndpoint, BaseException]] = ()
+    ) -> None:
+        super().__init__(message)
+        self.failures = tuple(failures)
 
 
 class ProvisioningServerError(WorkerError):
@@ -353,6 +369,7 @@ async def provision_shielding_key(
     first). Returns the giver that succeeded; ProvisioningFailedError names every failure.
     """
     failures: list[str] = []
+    errors: list[tuple[GiverEndpoint, BaseException]] = []
     for candidate in candidates:
         try:
             session = await _provision_from(
@@ -360,19 +377,23 @@ async def provision_shielding_key(
             )
         except (OSError, TimeoutError) as e:
             failures.append(f"{candidate}: cannot connect ({e or type(e).__name__})")
+            errors.append((candidate, e))
             logger.warning("provisioning: giver %s unreachable: %s", candidate, e)
             continue
         if session.succeeded:
             logger.info("provisioning: shielding key received from %s", candidate)
             return candidate
-        failures.append(f"{candidate}: {session.error}")
-        logger.warning("provisioning: giver %s failed: %s", candidate, session.error)
+        error = session.error or ProvisioningProtocolError("the session ended without a result")
+        failures.append(f"{candidate}: {error}")
+        errors.append((candidate, error))
+        logger.warning("provisioning: giver %s failed: %s", candidate, error)
     if not failures:
         raise ProvisioningFailedError(
             f"no worker of shard 0x{bytes(shard).hex()} to get the shielding key from"
         )
     raise ProvisioningFailedError(
-        f"no worker of shard 0x{bytes(shard).hex()} gave the shielding key: " + "; ".join(failures)
+        f"no worker of shard 0x{bytes(shard).hex()} gave the shielding key: " + "; ".join(failures),
+        errors,
     )
 
 

@@ -16,16 +16,27 @@ Startup, in order (ARCHITECTURE.md "Data flow", the worker issue's "Startup"):
     check the chain             the enclave's light client must follow this genesis, and the
                                 block it imported last must be on the node's chain: a data dir
                                 never silently moves to another chain or a fork
+    provisioning server         --mu-ra-port: gives the shard's shielding key to attested
+                                workers of the shard (worker/provisioning.py)
     trusted RPC                 its address is the URL that gets registered
     nonce                       max(chain's next index, outbox) so nothing collides (submitter.py)
-    check the shard             ours already, or new on chain, or refuse (joining needs key
-                                provisioning) -- before any fee is paid
+    check the shard             ours already (resume), new on chain (create), or on chain and
+                                not ours (join); a joiner finds the shard's creation block now
+                                -- before any fee is paid
     --dev funding               //Alice tops up the enclave account (the one host-signed call)
+    shielding key               create: generated now, so the registration's attestation binds it
     register                    Teerex.register_sgx_enclave with the worker URL, unless a fresh
                                 registration with this MRENCLAVE and URL is on chain; renewed
                                 before MaxAttestationRenewalPeriod runs out
-    create the shard            if new: the finalized head is its creation block
-    follower, submitter         until SIGTERM
+    create the shard            create: the finalized head is its creation block
+    join the shard              join: wait until the registration is finalized, get the key
+                                from the shard's workers, init the shard at its creation block
+                                and confirm only blocks finalized from now on (worker/joining.py)
+    follower, submitter         until SIGTERM (a joiner first replays from the creation block)
+
+The enclave is opened without a shielding key (`create_shielding_key=False`) because only the
+chain tells whether this worker creates its shard or joins it, and a joiner must never make a
+key of its own (docs/multi-worker.md).
 
 Shutdown (SIGTERM / stop()): the follower finishes and commits the block in progress, the
 submitter gets a few seconds to hand what the enclave signed to the node (the rest stays in the
@@ -36,13 +47,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import shutil
 import signal
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from tocw import __version__
 from tocw.enclave.api import Enclave, EnclaveApi, ImportedBlock
@@ -82,7 +96,24 @@ from tocw.worker import WorkerError
 from tocw.worker.config import WorkerConfig
 from tocw.worker.follower import Follower, SubscriptionUnsupportedError, SyncProgress
 from tocw.worker.health import HealthStatus
+from tocw.worker.joining import (
+    JOIN_FILE,
+    JoinRecord,
+    find_creation_block,
+    load_join_record,
+    provision_with_retry,
+    same_code_enclaves,
+    save_join_record,
+    wait_for_creation_block,
+)
 from tocw.worker.metrics import Metrics, failure_reason
+from tocw.worker.provisioning import (
+    GiverEndpoint,
+    NodeChainCheck,
+    ProvisioningServer,
+    ProvisioningServerError,
+    discover_givers,
+)
 from tocw.worker.sealed_store import DirectorySealedStore, SealedStoreError
 from tocw.worker.servers import HealthServer, MetricsServer, ServerError, TrustedRpcServer
 from tocw.worker.submitter import OUTBOX_FILE, NodeRejectedError, Outbox, Submitter
@@ -104,6 +135,19 @@ RENEWAL_CHECK_MAX: Final = 3600.0  # seconds between registration checks, at mos
 INCLUSION_TIMEOUT: Final = 120.0  # seconds for a startup extrinsic to be included
 SHUTDOWN_FLUSH: Final = 5.0  # seconds for the submitter to hand over the last extrinsics
 CONNECT_BACKOFF: Final = Backoff(initial=0.5, cap=10.0)
+JOIN_TIMEOUT: Final = 300.0  # seconds a joiner waits for its registration and for a giver
+JOIN_RETRY_MIN: Final = 1.0  # seconds between joining attempts, at least ...
+JOIN_RETRY_MAX: Final = 10.0  # ... and at most (2 block times in between)
+CREATION_GRACE_MIN: Final = 5.0  # seconds a new shard waits for a same-code worker's creation,
+CREATION_GRACE_MAX: Final = 60.0  # 10 block times within these bounds
+
+
+class ShardAction(enum.Enum):
+    """What startup does with the configured shard (`Worker._check_shard`)."""
+
+    RESUME = "resume"  # the enclave serves it already
+    CREATE = "create"  # new on chain: this worker is its first
+    JOIN = "join"  # on chain, served by other workers: provision the key, replay
 
 
 class WorkerStartupError(WorkerError):
@@ -170,15 +214,28 @@ class HostOCall:
         self.sink(extrinsics)
 
 
-def open_enclave(config: WorkerConfig, ocall: HostOCall | None = None) -> Enclave:
-    """Initialise the enclave in the data dir (keys created on first use); no node needed."""
+def open_enclave(
+    config: WorkerConfig, ocall: HostOCall | None = None, *, create_shielding_key: bool = True
+) -> Enclave:
+    """Initialise the enclave in the data dir (keys created on first use); no node needed.
+
+    create_shielding_key=False leaves a missing shielding key missing: `tocw worker run` opens
+    it so, because whether the key is generated here or provisioned by the shard's other
+    workers depends on the chain (ShardAction).
+    """
     try:
         ocall = ocall or HostOCall(DirectorySealedStore(config.data_dir / SEALED_DIR))
     except (OSError, SealedStoreError) as e:
         raise WorkerStartupError(f"data dir {config.data_dir}: {e}") from None
     backend = make_tee_backend(config)
     try:
-        return Enclave.init(config.data_dir, backend, config.modules, ocall)
+        return Enclave.init(
+            config.data_dir,
+            backend,
+            config.modules,
+            ocall,
+            create_shielding_key=create_shielding_key,
+        )
     except EnclaveError as e:
         raise WorkerStartupError(f"cannot open the enclave in {config.data_dir}: {e}") from None
 
@@ -354,6 +411,7 @@ class Worker:
         self._block_time = config.block_time or DEFAULT_BLOCK_TIME
         self.metrics = Metrics()
         self._rpc: TrustedRpcServer | None = None
+        self._provisioning: ProvisioningServer | None = None
         self._http: list[HealthServer | MetricsServer] = []
         self._health = HealthStatus(False, False, None, None, config.tee, False)
         self._synced_once = False
@@ -384,6 +442,10 @@ class Worker:
     @property
     def trusted_rpc_url(self) -> str | None:
         return None if self._rpc is None else self._rpc.url
+
+    @property
+    def provisioning_server(self) -> ProvisioningServer | None:
+        return self._provisioning
 
     def progress(self) -> SyncProgress | None:
         return None if self._follower is None else self._follower.progress()
@@ -466,7 +528,9 @@ class Worker:
         except (OSError, SealedStoreError) as e:
             raise WorkerStartupError(f"data dir {config.data_dir}: {e}") from None
         self._ocall = HostOCall(store)
-        self._enclave = await asyncio.to_thread(open_enclave, config, self._ocall)
+        self._enclave = await asyncio.to_thread(
+            lambda: open_enclave(config, self._ocall, create_shielding_key=False)
+        )
         enclave = self._enclave
         self._shard = config.shard or ShardId(bytes(enclave.mrenclave()))
         signer = enclave.signer_account()
@@ -495,6 +559,7 @@ class Worker:
         self._adapter = ChainAdapter(self._chain, md)
         await self._check_chain(client)
         self._block_time = config.block_time or await _measure_block_time(client, md)
+        await self._start_provisioning_server()
         await self._start_trusted_rpc()
 
         pending = self._outbox.next_nonce()
@@ -520,12 +585,21 @@ class Worker:
         self._ocall.sink = submitter.enqueue
         self._tasks.append(asyncio.create_task(submitter.run(), name="submitter"))
 
-        new_shard = await self._check_shard(client)
+        action = await self._check_shard(client)
+        creation: BlockNumber | None = None
+        if action is ShardAction.JOIN and not enclave.has_shielding_key():
+            creation = await self._find_creation_block()
         if config.dev:
             await self._dev_fund(client, signer)
+        if action is ShardAction.CREATE and not enclave.has_shielding_key():
+            await asyncio.to_thread(enclave.create_shielding_key)
         await self._register(client, startup=True)
-        if new_shard:
+        if action is ShardAction.CREATE:
             await self._create_shard(client)
+        elif action is ShardAction.JOIN:
+            await self._join_shard(client, creation)
+        else:
+            self._resume_join_policy()
 
         self._follower = Follower(
             self._adapter,
@@ -561,13 +635,43 @@ class Worker:
             self._http.append(server)
             self._announce(key, server.url)
 
+    async def _start_provisioning_server(self) -> None:
+        """The --mu-ra-port listener; every worker runs one (a joiner's refuses to give until it
+        holds the key). Registry proofs come from the node, for the enclave to verify."""
+        config = self.config
+        assert self._chain is not None
+        server = ProvisioningServer(
+            self.enclave,
+            config.trusted_host,
+            config.mu_ra_port,
+            NodeChainCheck(self._chain.client),
+        )
+        try:
+            await server.__aenter__()
+        except ProvisioningServerError as e:
+            raise WorkerStartupError(f"provisioning server: {e}") from None
+        self._provisioning = server
+        self._announce("mu-ra", self._mu_ra_url())
+
+    def _mu_ra_url(self) -> str:
+        """host:port of the provisioning server as other workers reach it (author_getMuRaUrl):
+        the host of --external-url when there is one, else the listen address."""
+        config = self.config
+        port = config.mu_ra_port if self._provisioning is None else self._provisioning.port
+        host = _url_host(config.trusted_host)
+        if config.external_url is not None:
+            external = urlsplit(config.external_url).hostname
+            if external:
+                host = f"[{external}]" if ":" in external else external
+        return f"{host}:{port}"
+
     async def _start_trusted_rpc(self) -> None:
         config = self.config
         enclave = self._enclave
         assert enclave is not None and self._shard is not None
         rpc_config = TrustedRpcConfig(
             shard=self._shard,
-            mu_ra_url=f"{_url_host(config.trusted_host)}:{config.mu_ra_port}",
+            mu_ra_url=self._mu_ra_url(),
             untrusted_url=None,
             host_health=self._host_health,
         )
@@ -832,34 +936,34 @@ class Worker:
 
     # -- shard -----------------------------------------------------------------------------------
 
-    async def _check_shard(self, client: ParentchainClient) -> bool:
-        """Resume our shard (False), or confirm a new one can be created (True); refuse a shard
-        that exists on chain but not here. Runs before funding and registration, so a worker
-        that cannot serve never pays fees or registers."""
+    async def _check_shard(self, client: ParentchainClient) -> ShardAction:
+        """Resume our shard, create a new one, or join one that exists on chain but not here.
+        Runs before funding and registration, so a worker that cannot serve never pays fees or
+        registers."""
         enclave = self.enclave
         shard = self.shard
         if shard in enclave.shards():
             logger.info("serving shard=0x%s", bytes(shard).hex())
-            return False
-        assert self._adapter is not None
-        md = self._adapter.metadata
-        head = await client.finalized_head()
-        on_chain = []
-        for item in ("ShardConfigRegistry", "ShardStatus"):
-            try:
-                key = md.storage_key(ENCLAVE_BRIDGE, item, bytes(shard))
-            except PrimitivesError:
-                continue  # an older EnclaveBridge without this map
-            if await client.storage(key, head) is not None:
-                on_chain.append(item)
+            return ShardAction.RESUME
+        on_chain = await self._shard_on_chain(client)
+        if not on_chain:
+            on_chain = await self._wait_for_pending_creation(client)
         if on_chain:
-            raise WorkerStartupError(
-                f"shard 0x{bytes(shard).hex()} already exists on chain ({', '.join(on_chain)}) "
-                "and this worker does not hold its state: joining an existing shard needs the "
-                "shielding key from one of its workers (key provisioning), which is not "
-                "supported yet. Start this worker with the data dir that created the shard, or "
-                "serve a new shard"
+            if enclave.has_shielding_key() and self._join_record() is None:
+                raise WorkerStartupError(
+                    f"shard 0x{bytes(shard).hex()} exists on chain ({', '.join(on_chain)}) and "
+                    "this worker would join it, but its enclave already holds a shielding key "
+                    "of its own (made by an earlier start or a print command on this data "
+                    "dir), not the shard's: a shard has one key, provisioned by its workers. "
+                    "Join with a fresh --data-dir (or --clean-reset, which also replaces the "
+                    "enclave account)"
+                )
+            logger.info(
+                "shard 0x%s exists on chain (%s): joining it",
+                bytes(shard).hex(),
+                ", ".join(on_chain),
             )
+            return ShardAction.JOIN
         if bytes(shard) != bytes(enclave.mrenclave()) and not hasattr(
             enclave, "shard_config_extrinsic"
         ):
@@ -868,7 +972,7 @@ class Worker:
                 "needs EnclaveBridge.update_shard_config signed by the enclave, which this "
                 "enclave build cannot sign; serve the default shard (omit --shard)"
             )
-        return True
+        return ShardAction.CREATE
 
     async def _create_shard(self, client: ParentchainClient) -> None:
         """Initialise the new shard from the finalized head on (after registration: a custom
@@ -888,6 +992,148 @@ class Worker:
                 f"cannot initialise shard 0x{bytes(shard).hex()}: {e}"
             ) from None
         logger.info("created shard=0x%s creation_block=#%d", bytes(shard).hex(), creation)
+
+    async def _shard_on_chain(self, client: ParentchainClient) -> list[str]:
+        """The EnclaveBridge maps that hold the shard at the finalized head."""
+        assert self._adapter is not None
+        md = self._adapter.metadata
+        head = await client.finalized_head()
+        on_chain = []
+        for item in ("ShardConfigRegistry", "ShardStatus"):
+            try:
+                key = md.storage_key(ENCLAVE_BRIDGE, item, bytes(self.shard))
+            except PrimitivesError:
+                continue  # an older EnclaveBridge without this map
+            if await client.storage(key, head) is not None:
+                on_chain.append(item)
+        return on_chain
+
+    async def _wait_for_pending_creation(self, client: ParentchainClient) -> list[str]:
+        """No shard on chain: if another enclave of this code is registered, it may be creating
+        the shard right now (it shows on chain only with its first confirmation); give it
+        CREATION_GRACE before creating the shard here, with a second key."""
+        assert self._adapter is not None
+        md = self._adapter.metadata
+        others = await same_code_enclaves(
+            client,
+            md,
+            bytes(self.enclave.mrenclave()),
+            await client.finalized_head(),
+            exclude=self.enclave.signer_account(),
+        )
+        if not others:
+            return []
+        grace = min(CREATION_GRACE_MAX, max(CREATION_GRACE_MIN, 10 * self._block_time))
+        logger.warning(
+            "shard 0x%s is not on chain, but %d other enclave(s) of this code are registered: "
+            "waiting up to %.0f s in case one of them is creating it",
+            bytes(self.shard).hex(),
+            len(others),
+            grace,
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while loop.time() < deadline:
+            await asyncio.sleep(max(0.2, self._block_time / 2))
+            on_chain = await self._shard_on_chain(client)
+            if on_chain:
+                return on_chain
+        return []
+
+    def _join_record_path(self) -> Path:
+        return self.config.data_dir / JOIN_FILE
+
+    def _join_record(self) -> JoinRecord | None:
+        """This data dir's join record for the configured shard, if it joined it."""
+        record = load_join_record(self._join_record_path())
+        if record is None or bytes(record.shard) != bytes(self.shard):
+            return None
+        return record
+
+    def _join_retry(self) -> float:
+        return min(JOIN_RETRY_MAX, max(JOIN_RETRY_MIN, 2 * self._block_time))
+
+    async def _find_creation_block(self) -> BlockNumber:
+        """The shard's creation block from the chain's history (joining.py), before any fee."""
+        assert self._chain is not None and self._adapter is not None
+        chain, adapter = self._chain, self._adapter
+
+        async def find() -> BlockNumber | None:
+            return await find_creation_block(await chain.client(), adapter.metadata, self.shard)
+
+        creation = await wait_for_creation_block(
+            find, timeout=JOIN_TIMEOUT, interval=self._join_retry()
+        )
+        logger.info("shard=0x%s creation_block=#%d", bytes(self.shard).hex(), creation)
+        return creation
+
+    async def _wait_registration_final(self, client: ParentchainClient) -> None:
+        """Until the finalized head holds our current registration: givers check it there."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + JOIN_TIMEOUT
+        while await self._needs_registration(client) is not None:
+            if loop.time() > deadline:
+                raise WorkerStartupError(
+                    f"the enclave's registration was not finalized within {JOIN_TIMEOUT:.0f} s"
+                )
+            await asyncio.sleep(max(0.2, self._block_time / 2))
+
+    async def _join_shard(self, client: ParentchainClient, creation: BlockNumber | None) -> None:
+        """Get the shard's shielding key from its workers, then serve it from its creation block.
+
+        The enclave executes every block from the creation block on but confirms only those
+        finalized after it got the key (JoinRecord.confirm_from; docs/multi-worker.md
+        "Confirmations"): the shard's other workers confirmed the older ones already.
+        """
+        enclave = self.enclave
+        shard = self.shard
+        record = self._join_record()
+        if not enclave.has_shielding_key():
+            assert creation is not None and self._chain is not None and self._adapter is not None
+            chain, adapter = self._chain, self._adapter
+            await self._wait_registration_final(client)
+            signer = enclave.signer_account()
+            path = self._join_record_path()
+            # Written before asking, so that a key that arrives just before a crash is known on
+            # restart as the shard's (a data dir with a key and no record made its own key).
+            head = BlockNumber((await client.finalized_header()).number + 1)
+            await asyncio.to_thread(save_join_record, path, JoinRecord(shard, creation, head))
+
+            async def discover() -> list[GiverEndpoint]:
+                return await discover_givers(
+                    await chain.client(), adapter.metadata, shard, exclude=signer
+                )
+
+            giver = await provision_with_retry(
+                enclave,
+                shard,
+                discover,
+                NodeChainCheck(chain.client),
+                timeout=JOIN_TIMEOUT,
+                interval=self._join_retry(),
+            )
+            live = BlockNumber((await client.finalized_header()).number + 1)
+            record = JoinRecord(shard, creation, live)
+            await asyncio.to_thread(save_join_record, path, record)
+            self._announce("provisioned-from", str(giver))
+        assert record is not None  # _check_shard: an enclave with a key joins only with one
+        try:
+            await asyncio.to_thread(enclave.init_shard, shard, record.creation_block)
+            await asyncio.to_thread(enclave.set_confirmations_from, shard, record.confirm_from)
+        except EnclaveError as e:
+            raise WorkerStartupError(f"cannot join shard 0x{bytes(shard).hex()}: {e}") from None
+        logger.info(
+            "joined shard=0x%s creation_block=#%d: replaying; confirming from #%d on",
+            bytes(shard).hex(),
+            record.creation_block,
+            record.confirm_from,
+        )
+
+    def _resume_join_policy(self) -> None:
+        """A joiner restarted: the confirmation start it chose when it joined still holds."""
+        record = self._join_record()
+        if record is not None:
+            self.enclave.set_confirmations_from(self.shard, record.confirm_from)
 
     # -- follower callbacks ----------------------------------------------------------------------
 
@@ -980,6 +1226,10 @@ class Worker:
             with contextlib.suppress(Exception):
                 await self._rpc.stop()
             self._rpc = None
+        if self._provisioning is not None:
+            with contextlib.suppress(Exception):
+                await self._provisioning.close()
+            self._provisioning = None
         for server in self._http:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(server.stop)
