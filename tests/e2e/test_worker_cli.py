@@ -18,6 +18,8 @@ import pytest
 from tocw.chain.testing import stop_process
 from tocw.primitives.shielding import ShieldingPublicKey
 from tocw.primitives.ss58 import ss58_decode
+from tocw.worker.config import load_config
+from tocw.worker.service import open_enclave
 
 pytestmark = pytest.mark.e2e
 
@@ -50,17 +52,23 @@ def signing_key(data_dir: Path) -> str:
 
 
 def test_worker_cli_identity_commands_print_and_exit(tmp_path: Path) -> None:
-    """mrenclave, shielding-key and signing-key print the enclave's identity, stable across runs."""
+    """mrenclave, shielding-key and signing-key print the enclave's identity, stable across
+    runs; a data dir without a shielding key says so instead of creating one."""
     data = tmp_path / "data"
     mrenclave = tocw("worker", "mrenclave", "--data-dir", str(data))
     assert mrenclave.returncode == 0, mrenclave.stderr
     assert re.fullmatch(r"0x[0-9a-f]{64}\n", mrenclave.stdout)
 
+    missing = tocw("worker", "shielding-key", "--data-dir", str(data))
+    assert missing.returncode == 1
+    assert "no shielding key yet" in missing.stderr  # identity commands never create one
+    with open_enclave(load_config({"data_dir": str(data)})) as enclave:  # as `worker run` does
+        created = enclave.shielding_public_key_json()
     key = tocw("worker", "shielding-key", "--data-dir", str(data))
     assert key.returncode == 0, key.stderr
-    parsed = ShieldingPublicKey.from_json(key.stdout.strip())
+    assert key.stdout.strip() == created
     assert len(json.loads(key.stdout)["n"]) == 384
-    assert parsed is not None
+    assert ShieldingPublicKey.from_json(key.stdout.strip()) is not None
 
     first = signing_key(data)
     ss58 = re.search(r"^ss58: (\S+)$", first, re.M)

@@ -28,7 +28,12 @@ from typing import Any
 from tocw.primitives.ss58 import ss58_encode
 from tocw.worker import WorkerError
 from tocw.worker.config import PARSERS, WorkerConfig, WorkerConfigError, load_config
-from tocw.worker.service import open_enclave, prepare_data_dir, run_worker
+from tocw.worker.service import (
+    WorkerStartupError,
+    open_enclave,
+    prepare_data_dir,
+    run_worker,
+)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -131,7 +136,9 @@ def _print_with_enclave(args: argparse.Namespace, show: Callable[[Any], str]) ->
         config = _config(args)
         _setup_logging("WARNING" if args.log_level is None else config.log_level)
         prepare_data_dir(config)
-        with open_enclave(config) as enclave:
+        # Never create a shielding key here: whether this data dir's enclave generates one (a new
+        # shard) or receives it (joining a shard) is decided by `worker run` from the chain.
+        with open_enclave(config, create_shielding_key=False) as enclave:
             print(show(enclave), flush=True)
         return 0
 
@@ -143,7 +150,15 @@ def _print_mrenclave(args: argparse.Namespace) -> int:
 
 
 def _print_shielding_key(args: argparse.Namespace) -> int:
-    return _print_with_enclave(args, lambda e: str(e.shielding_public_key_json()))
+    def show(e: Any) -> str:
+        if not e.has_shielding_key():
+            raise WorkerStartupError(
+                "this data dir holds no shielding key yet: `tocw worker run` generates it when "
+                "it creates a new shard, or receives it from the shard's workers when it joins"
+            )
+        return str(e.shielding_public_key_json())
+
+    return _print_with_enclave(args, show)
 
 
 def _print_signing_key(args: argparse.Namespace) -> int:
