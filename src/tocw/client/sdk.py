@@ -22,6 +22,8 @@ the ClientError tree.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -43,6 +45,7 @@ from tocw.client.errors import (
     AttestationError,
     CallRejectedError,
     ClientError,
+    ClientTimeoutError,
     WorkerRequestError,
 )
 from tocw.client.keystore import Keystore
@@ -89,6 +92,7 @@ __all__ = [
 ]
 
 _DCAP_KINDS: Final = frozenset({TeeKind.SGX_DCAP, TeeKind.TDX_DCAP})
+OWN_WORKER_POLL: Final = 0.1  # seconds between tocw_getStateRoot polls of the client's worker
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,14 +240,7 @@ class TrustedClient:
         _say(progress, "sending EnclaveBridge.invoke")
         inclusion = await self.chain.send_invoke(xt_signer, request, timeout=self.timeout)
         _say(progress, f"included in finalized block #{inclusion.block_number}")
-        processed = await self.chain.wait_for_processed(
-            inclusion.block_hash,
-            shard=self.shard,
-            since=inclusion.block_number,
-            timeout=self.timeout,
-            progress=progress,
-        )
-        return inclusion, processed
+        return inclusion, await self.wait_processed(inclusion, progress)
 
     async def execute(
         self,
@@ -400,6 +397,14 @@ class TrustedClient:
             sender, self.shard, encrypted, amount, timeout=self.timeout
         )
         _say(progress, f"included in finalized block #{inclusion.block_number}")
+        return inclusion, await self.wait_processed(inclusion, progress)
+
+    async def wait_processed(
+        self, inclusion: Inclusion, progress: Progress | None = None
+    ) -> ProcessedBlock:
+        """Wait for the shard's ProcessedParentchainBlock of the inclusion block, then until
+        this client's own worker has processed it too: with several workers the first
+        confirmation may be another worker's, and getters read this worker's state."""
         processed = await self.chain.wait_for_processed(
             inclusion.block_hash,
             shard=self.shard,
@@ -407,7 +412,18 @@ class TrustedClient:
             timeout=self.timeout,
             progress=progress,
         )
-        return inclusion, processed
+        deadline = time.monotonic() + self.timeout
+        while True:
+            root = await self.worker.state_root(self.shard)
+            if root.block_number >= inclusion.block_number:
+                return processed
+            if time.monotonic() >= deadline:
+                raise ClientTimeoutError(
+                    f"the worker {self.worker.url} did not process block "
+                    f"#{inclusion.block_number} within {self.timeout:.0f} s "
+                    f"(it is at #{root.block_number})"
+                )
+            await asyncio.sleep(OWN_WORKER_POLL)
 
 
 def _say(progress: Progress | None, text: str) -> None:
