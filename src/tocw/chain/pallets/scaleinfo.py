@@ -18,6 +18,7 @@ declared with exactly Substrate's path; see tocw.chain.pallets.substrate_types.
 from __future__ import annotations
 
 import dataclasses
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
@@ -49,7 +50,7 @@ TypeIdOf = Callable[["TypeInfo"], int]
 Param = tuple[str, "TypeInfo | None"]
 
 
-class TypeInfo:
+class TypeInfo(ABC):
     """A type: its codec (may be None for metadata-only types) and its scale-info shape.
 
     `structural` types (pathless ones and instances of generic std types such as Option<T>) are
@@ -89,8 +90,9 @@ class TypeInfo:
         """Every type this one refers to (params first), for the registry walk."""
         return tuple(t for _, t in self.params if t is not None)
 
+    @abstractmethod
     def type_def(self, type_id: TypeIdOf) -> dict[str, Any]:
-        raise NotImplementedError
+        """The scale-info `def` of this type, with referenced types as ids from `type_id`."""
 
     def __repr__(self) -> str:
         return "::".join(self.path) or type(self).__name__
