@@ -57,6 +57,8 @@ from tocw.primitives.trusted import (
     sign_call,
 )
 from tocw.primitives.types import AccountId, Balance, MrEnclave, Nonce, ShardId
+from tocw.worker.config import load_config
+from tocw.worker.service import open_enclave
 
 pytestmark = pytest.mark.e2e
 
@@ -643,17 +645,11 @@ def test_multi_worker_other_mrenclave_is_refused_the_key(net: Net) -> None:
 
 
 def test_multi_worker_own_key_refuses_to_join(net: Net) -> None:
-    """A data dir whose enclave made a key of its own (a print command on a fresh dir) refuses
-    to join the shard, before it pays a fee or registers."""
+    """A data dir whose enclave made a key of its own (e.g. copied from another deployment)
+    refuses to join the shard, before it pays a fee or registers."""
     data = net.root / "D"
-    made = subprocess.run(
-        tocw_command("worker", "shielding-key", "--data-dir", str(data)),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert made.returncode == 0, made.stderr
+    with open_enclave(load_config({"data_dir": str(data)})):  # creates and seals a key
+        pass
     d = net.spawn("D")
     try:
         code = d.process.proc.wait(START_TIMEOUT)
