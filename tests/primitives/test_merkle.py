@@ -14,6 +14,7 @@ from tocw.primitives.hashing import (
     binary_merkle_root,
     blake2_256,
     keccak_256,
+    merkle_root_of_leaf_hashes,
     trusted_calls_merkle_root,
 )
 
@@ -165,3 +166,20 @@ def test_trusted_calls_merkle_root_leaves_are_blake2_of_calls() -> None:
     assert trusted_calls_merkle_root(calls) == binary_merkle_root(blake2_256(c) for c in calls)
     assert trusted_calls_merkle_root([]) == bytes(32)
     assert trusted_calls_merkle_root(calls[:1]) == keccak_256(blake2_256(calls[0]))
+
+
+@pytest.mark.parametrize(
+    ("count", "expected"),
+    [
+        (1, "011b4d03dd8c01f1049143cf9c4c817e4b167f1d1b83e5c6f0f10d89ba1e7bce"),
+        (2, "e497bd1c13b13a60af56fa0d2703517c232fde213ad20d2c3dd60735c6604512"),
+        (3, "9f0ed730035045c3a5bf327ad69bcbe7b97565b22508bafcfca2c143331b324a"),
+        (4, "763b4b6dc3a1c0abfe1802a0251376b9a7e20865c8dc6604c51b8607e687ddf0"),
+        (10, "3680559a0d08b50da89aeb450645af94af494a2fb196f742cba51cafd1ca6c44"),
+    ],
+)
+def test_merkle_root_of_leaf_hashes_positional_crate_vectors(count: int, expected: str) -> None:
+    """The positional binary-merkle-tree crate's should_generate_*_root vectors over
+    already-hashed H256 leaves keccak_256(i as u64 LE) (its `make_leaves`, Leaf::Hash)."""
+    leaves = [keccak_256(i.to_bytes(8, "little")) for i in range(count)]
+    assert merkle_root_of_leaf_hashes(leaves).hex() == expected

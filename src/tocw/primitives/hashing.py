@@ -82,7 +82,13 @@ def storage_key(pallet: str, item: str, *keys: tuple[Hasher, bytes]) -> bytes:
 
 def binary_merkle_root(leaves: Iterable[bytes], hasher: Hasher = keccak_256) -> bytes:
     """Root of Substrate's binary Merkle tree over raw leaf data (each leaf is hashed first)."""
-    layer = [hasher(leaf) for leaf in leaves]
+    return merkle_root_of_leaf_hashes([hasher(leaf) for leaf in leaves], hasher)
+
+
+def merkle_root_of_leaf_hashes(hashes: Sequence[bytes], hasher: Hasher = keccak_256) -> bytes:
+    """The same tree over leaves that are hashes already (the crate's `Leaf::Hash`): pairs
+    hashed positionally as hasher(left ++ right), an odd last node moves up unpaired."""
+    layer = list(hashes)
     if not layer:
         return bytes(32)
     while len(layer) > 1:
