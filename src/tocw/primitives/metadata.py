@@ -45,10 +45,10 @@ Errors (all under tocw.primitives.errors.PrimitivesError):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 from scalecodec.base import RuntimeConfigurationObject, ScaleBytes
 from scalecodec.type_registry import load_type_registry_preset
@@ -329,6 +329,8 @@ class Event:
     name: str
     attributes: dict[str, Any] = field(default_factory=dict)
 
+
+_O = TypeVar("_O", Call, Event)
 
 MAX_ERA_PERIOD = 1 << 16
 MIN_ERA_PERIOD = 4
@@ -880,60 +882,47 @@ class _Entry:
         return self._codec
 
 
-class _CallCodec(Codec[Call]):
-    """The outer RuntimeCall: pallet index byte, call index byte, then the call's arguments."""
+class _OuterEnumCodec(Codec[_O]):
+    """An outer enum (RuntimeCall, RuntimeEvent): pallet index byte, variant index byte, then
+    the variant's fields. `cls` is Call or Event; `payload` names its dict of fields."""
 
-    def __init__(self, md: RuntimeMetadata) -> None:
-        self._md = md
+    def __init__(
+        self,
+        name: str,
+        cls: type[_O],
+        payload: str,
+        by_name: Callable[[str, str], _Entry],
+        by_index: Mapping[tuple[int, int], _Entry],
+    ) -> None:
+        self._name = name
+        self._cls: type[_O] = cls
+        self._payload = payload
+        self._by_name = by_name
+        self._by_index = by_index
 
-    def encode_into(self, value: Call, out: bytearray) -> None:
-        if not isinstance(value, Call):
-            raise ScaleEncodeError(f"expected a Call, got {type(value).__name__}")
-        entry = self._md._call_entry(value.pallet, value.name)
+    def encode_into(self, value: _O, out: bytearray) -> None:
+        if not isinstance(value, self._cls):
+            raise ScaleEncodeError(f"expected a {self._cls.__name__}, got {type(value).__name__}")
+        pallet, name = value.pallet, value.name
+        entry = self._by_name(pallet, name)
         out += bytes((entry.meta.pallet_index, entry.meta.index))
         try:
-            entry.codec.encode_into(value.args, out)
+            entry.codec.encode_into(getattr(value, self._payload), out)
         except ScaleEncodeError as e:
-            raise ScaleEncodeError(f"{value.pallet}.{value.name}: {e}") from None
+            raise ScaleEncodeError(f"{pallet}.{name}: {e}") from None
 
-    def read(self, r: Reader) -> Call:
+    def read(self, r: Reader) -> _O:
         pallet = r.read_byte()
         index = r.read_byte()
-        entry = self._md._calls_by_index.get((pallet, index))
+        entry = self._by_index.get((pallet, index))
         if entry is None:
-            raise ScaleDecodeError(f"unknown call index ({pallet}, {index})")
-        return Call(entry.meta.pallet, entry.meta.name, entry.codec.read(r))
+            kind = self._cls.__name__.lower()
+            raise ScaleDecodeError(f"unknown {kind} index ({pallet}, {index})")
+        fields: dict[str, Any] = entry.codec.read(r)
+        return self._cls(entry.meta.pallet, entry.meta.name, fields)
 
     def __repr__(self) -> str:
-        return "RuntimeCall"
-
-
-class _EventCodec(Codec[Event]):
-    """The outer RuntimeEvent: pallet index byte, event index byte, then the attributes."""
-
-    def __init__(self, md: RuntimeMetadata) -> None:
-        self._md = md
-
-    def encode_into(self, value: Event, out: bytearray) -> None:
-        if not isinstance(value, Event):
-            raise ScaleEncodeError(f"expected an Event, got {type(value).__name__}")
-        entry = self._md._event_entry(value.pallet, value.name)
-        out += bytes((entry.meta.pallet_index, entry.meta.index))
-        try:
-            entry.codec.encode_into(value.attributes, out)
-        except ScaleEncodeError as e:
-            raise ScaleEncodeError(f"{value.pallet}.{value.name}: {e}") from None
-
-    def read(self, r: Reader) -> Event:
-        pallet = r.read_byte()
-        index = r.read_byte()
-        entry = self._md._events_by_index.get((pallet, index))
-        if entry is None:
-            raise ScaleDecodeError(f"unknown event index ({pallet}, {index})")
-        return Event(entry.meta.pallet, entry.meta.name, entry.codec.read(r))
-
-    def __repr__(self) -> str:
-        return "RuntimeEvent"
+        return self._name
 
 
 # --- the metadata ---------------------------------------------------------------------------
@@ -984,8 +973,12 @@ class RuntimeMetadata:
                 self._errors[(p.index, v.index)] = ErrorMetadata(
                     p.name, p.index, v.name, v.index, v.docs
                 )
-        self.call_codec: Codec[Call] = _CallCodec(self)
-        self.event_codec: Codec[Event] = _EventCodec(self)
+        self.call_codec: Codec[Call] = _OuterEnumCodec(
+            "RuntimeCall", Call, "args", self._call_entry, self._calls_by_index
+        )
+        self.event_codec: Codec[Event] = _OuterEnumCodec(
+            "RuntimeEvent", Event, "attributes", self._event_entry, self._events_by_index
+        )
         # The outer enums decode into Call/Event wherever they appear (Utility.batch,
         # Sudo.sudo, EventRecord.event), not into generic Variants.
         self._codecs[extrinsic.call_type_id] = self.call_codec
